@@ -1,0 +1,17 @@
+//! Baton: the execution layer for business workflows.
+//!
+//! The library behind the `baton` binary, one module per layer (see DESIGN.md, "Layout").
+//! Dependencies point down this list only:
+//!
+//! - [`registry`]: plugin install, signature checks, grants, upgrades and invocation
+//!   (uses the runtime and the store);
+//! - [`runtime`]: wasmtime: compile, limit, invoke (knows nothing of workflows or redb);
+//! - [`store`]: redb, the only module that knows table layouts and keys.
+//!
+//! [`config`] holds the server configuration every layer reads its settings from.
+
+pub mod config;
+pub mod manifest;
+pub mod registry;
+pub mod runtime;
+pub mod store;

@@ -1,0 +1,717 @@
+//! Plugin install, verify, grant, upgrade, remove and call.
+//!
+//! Every operation an admin or a plugin author performs on plugins lives here once; the
+//! CLI (and later the HTTP API) only parse arguments and print results.
+//!
+//! Grants belong to a plugin *name* and apply to all its versions. What a version may use
+//! is what it requests intersected with the grant, so an upgrade that requests more runs
+//! without the extra capabilities until the admin grants them.
+
+mod loaded;
+mod schema;
+pub mod signing;
+
+pub use loaded::{CallReport, LoadSource, LoadedPlugin};
+pub use signing::SignatureError;
+
+use crate::config::Config;
+use crate::manifest::{PluginKind, PluginManifest};
+use crate::runtime::{
+    CallContext, Correction, FeedbackSource, Grants, HostPattern, HostPolicy, Limits, Runtime,
+    RuntimeError,
+};
+use crate::store::{
+    CorrectionRecord, GrantRecord, InstallResult, LimitSettings, PluginRecord, Store, StoreError,
+};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Everything that can go wrong with a plugin operation; each message names the plugin,
+/// action or field and, where there is one, the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{0}")]
+    Runtime(#[from] RuntimeError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("signature check failed: {0}")]
+    Signature(#[from] SignatureError),
+    #[error("plugin {plugin} describes itself incorrectly: {}", problems.join("; "))]
+    InvalidManifest { plugin: String, problems: Vec<String> },
+    #[error("no plugin named {name} is installed{}", list_hint("installed", installed))]
+    UnknownPlugin { name: String, installed: Vec<String> },
+    #[error("plugin {name} has no version {version}{}", list_hint("installed versions", available))]
+    UnknownVersion {
+        name: String,
+        version: String,
+        available: Vec<String>,
+    },
+    #[error("plugin {plugin} has no action {action}{}", list_hint("its actions", available))]
+    UnknownAction {
+        plugin: String,
+        action: String,
+        available: Vec<String>,
+    },
+    #[error("input for {plugin} action {action} is invalid: {}", problems.join("; "))]
+    InvalidInput {
+        plugin: String,
+        action: String,
+        problems: Vec<String>,
+    },
+    #[error("invalid grant for {plugin}: {reason}")]
+    InvalidGrant { plugin: String, reason: String },
+    #[error("invalid plugin reference `{0}`: expected NAME or NAME@VERSION")]
+    InvalidReference(String),
+}
+
+fn list_hint(label: &str, items: &[String]) -> String {
+    if items.is_empty() {
+        String::new()
+    } else {
+        format!(" ({label}: {})", items.join(", "))
+    }
+}
+
+/// `NAME` (latest version) or `NAME@VERSION`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PluginRef {
+    pub name: String,
+    pub version: Option<String>,
+}
+
+impl FromStr for PluginRef {
+    type Err = RegistryError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, version) = match s.split_once('@') {
+            Some((n, v)) => (n, Some(v.to_owned())),
+            None => (s, None),
+        };
+        if name.is_empty() || version.as_deref() == Some("") {
+            return Err(RegistryError::InvalidReference(s.to_owned()));
+        }
+        Ok(PluginRef {
+            name: name.to_owned(),
+            version,
+        })
+    }
+}
+
+impl fmt::Display for PluginRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.version {
+            Some(v) => write!(f, "{}@{v}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+/// Changes to a plugin's grant. Secret values go straight to their own table.
+#[derive(Clone, Debug, Default)]
+pub struct GrantChange {
+    pub add_hosts: Vec<String>,
+    pub remove_hosts: Vec<String>,
+    pub set_secrets: Vec<(String, String)>,
+    pub remove_secrets: Vec<String>,
+    pub set_config: Vec<(String, serde_json::Value)>,
+    pub remove_config: Vec<String>,
+}
+
+impl GrantChange {
+    fn is_empty(&self) -> bool {
+        self.add_hosts.is_empty()
+            && self.remove_hosts.is_empty()
+            && self.set_secrets.is_empty()
+            && self.remove_secrets.is_empty()
+            && self.set_config.is_empty()
+            && self.remove_config.is_empty()
+    }
+
+    fn validate(&self, plugin: &str) -> Result<(), RegistryError> {
+        for host in self.add_hosts.iter().chain(&self.remove_hosts) {
+            HostPattern::parse(host).map_err(|e| RegistryError::InvalidGrant {
+                plugin: plugin.to_owned(),
+                reason: e.to_string(),
+            })?;
+        }
+        for (name, _) in &self.set_secrets {
+            if name.is_empty() {
+                return Err(RegistryError::InvalidGrant {
+                    plugin: plugin.to_owned(),
+                    reason: "a secret needs a name: use NAME=VALUE".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An install: the component, its detached signature, and grants to apply with it.
+#[derive(Default)]
+pub struct InstallRequest {
+    pub component: Vec<u8>,
+    pub signature: Option<Vec<u8>>,
+    pub grant: GrantChange,
+    pub limits: LimitSettings,
+}
+
+/// What an install did.
+#[derive(Debug, Serialize)]
+pub struct InstallReport {
+    pub plugin: PluginView,
+    /// False when the same bytes were already installed under this name and version.
+    pub newly_installed: bool,
+    #[serde(serialize_with = "millis")]
+    pub compile_time: Duration,
+}
+
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1000.0)
+}
+
+/// One plugin version as an admin sees it: what it is, who signed it, and what it asks
+/// for beside what it has been granted. Secret *values* are never part of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginView {
+    #[serde(flatten)]
+    pub record: PluginRecord,
+    /// Hosts the admin granted to this plugin name.
+    pub granted_hosts: Vec<String>,
+    /// Names of secrets the admin set for this plugin.
+    pub granted_secrets: Vec<String>,
+    /// Admin-set configuration values.
+    pub config: BTreeMap<String, serde_json::Value>,
+    /// Requested hosts that no grant covers yet.
+    pub pending_hosts: Vec<String>,
+    /// Requested secrets that have no value yet.
+    pub pending_secrets: Vec<String>,
+}
+
+/// The plugin registry: install and manage plugins, and call them.
+pub struct Registry {
+    store: Store,
+    runtime: Arc<Runtime>,
+    config: Config,
+    loaded: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
+}
+
+impl Registry {
+    /// A registry over `store`, running plugins on `runtime`, configured by `config`.
+    pub fn new(store: Store, runtime: Arc<Runtime>, config: Config) -> Registry {
+        Registry {
+            store,
+            runtime,
+            config,
+            loaded: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The store this registry writes to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Verifies, compiles, describes and records a plugin version. Nothing is stored
+    /// unless every check passes.
+    pub async fn install(&self, request: InstallRequest) -> Result<InstallReport, RegistryError> {
+        let bytes = &request.component;
+        let kind = Runtime::classify(bytes)?;
+        let digest = signing::digest(bytes);
+        let signer = signing::verify(
+            &digest,
+            request.signature.as_deref(),
+            &self.config.trusted_keys,
+            self.config.allow_unsigned,
+        )?;
+
+        let engine_key = self.runtime.engine_key(kind).to_owned();
+        let started = Instant::now();
+        let artifact = match self.store.compiled_artifact(&digest, &engine_key)? {
+            Some(artifact) => artifact,
+            None => self.runtime.compile(kind, bytes)?,
+        };
+        let compile_time = started.elapsed();
+        let prepared = self.runtime.load(kind, &artifact)?;
+        let manifest = prepared.describe(&self.limits(&request.limits)).await?;
+        validate_manifest(&manifest)?;
+        request.grant.validate(&manifest.name)?;
+
+        let record = PluginRecord {
+            manifest,
+            digest: digest.clone(),
+            size_bytes: bytes.len() as u64,
+            signer,
+            installed_at_ms: now_ms(),
+            limits: request.limits,
+        };
+        let result = self
+            .store
+            .install_plugin(&record, bytes, &engine_key, &artifact)?;
+        if !request.grant.is_empty() {
+            self.apply_grant(&record.manifest.name, &request.grant)?;
+        }
+        self.remember(LoadedPlugin::new(
+            record.manifest.clone(),
+            digest,
+            prepared,
+            LoadSource::Compiled,
+        )?);
+        Ok(InstallReport {
+            plugin: self.view(record)?,
+            newly_installed: result == InstallResult::Installed,
+            compile_time,
+        })
+    }
+
+    /// Changes what `name` is granted (all its versions).
+    pub fn grant(&self, name: &str, change: &GrantChange) -> Result<Vec<PluginView>, RegistryError> {
+        let versions = self.versions(name)?;
+        change.validate(name)?;
+        self.apply_grant(name, change)?;
+        versions.into_iter().map(|r| self.view(r)).collect()
+    }
+
+    fn apply_grant(&self, name: &str, change: &GrantChange) -> Result<GrantRecord, RegistryError> {
+        Ok(self.store.update_grant(
+            name,
+            |grant| {
+                for host in &change.add_hosts {
+                    let host = host.trim().to_ascii_lowercase();
+                    if !grant.hosts.contains(&host) {
+                        grant.hosts.push(host);
+                    }
+                }
+                grant
+                    .hosts
+                    .retain(|h| !change.remove_hosts.iter().any(|r| r.eq_ignore_ascii_case(h)));
+                for (key, value) in &change.set_config {
+                    grant.config.insert(key.clone(), value.clone());
+                }
+                for key in &change.remove_config {
+                    grant.config.remove(key);
+                }
+            },
+            &change.set_secrets,
+            &change.remove_secrets,
+        )?)
+    }
+
+    /// Every installed version of every plugin, by name then by version (newest last).
+    pub fn list(&self) -> Result<Vec<PluginView>, RegistryError> {
+        let mut records = self.store.all_plugins()?;
+        records.sort_by(|a, b| {
+            a.manifest
+                .name
+                .cmp(&b.manifest.name)
+                .then_with(|| semver_cmp(&a.manifest.version, &b.manifest.version))
+        });
+        records.into_iter().map(|r| self.view(r)).collect()
+    }
+
+    /// One version (the newest if none is named).
+    pub fn show(&self, target: &PluginRef) -> Result<PluginView, RegistryError> {
+        let record = self.resolve(target)?;
+        self.view(record)
+    }
+
+    /// Removes one version, or every version when none is named. Returns what went.
+    pub fn remove(&self, target: &PluginRef) -> Result<Vec<PluginRecord>, RegistryError> {
+        let doomed = match &target.version {
+            Some(_) => vec![self.resolve(target)?],
+            None => self.versions(&target.name)?,
+        };
+        let mut removed = Vec::new();
+        for record in doomed {
+            if let Some(r) = self
+                .store
+                .remove_plugin_version(&record.manifest.name, &record.manifest.version)?
+            {
+                self.loaded.lock().expect("loaded lock").remove(&r.digest);
+                removed.push(r);
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Calls `action` of an installed plugin with its granted capabilities.
+    pub async fn call(
+        &self,
+        target: &PluginRef,
+        action: &str,
+        input: &str,
+        context: &CallContext,
+    ) -> Result<CallReport, RegistryError> {
+        let record = self.resolve(target)?;
+        let plugin = self.load(&record)?;
+        let grants = Arc::new(self.grants_for(&record)?);
+        plugin
+            .call(grants, &self.limits(&record.limits), context, action, input)
+            .await
+    }
+
+    /// Loads an installed version, from the artifact cache when possible.
+    pub fn load(&self, record: &PluginRecord) -> Result<Arc<LoadedPlugin>, RegistryError> {
+        if let Some(loaded) = self.loaded.lock().expect("loaded lock").get(&record.digest) {
+            return Ok(loaded.clone());
+        }
+        let kind = record.manifest.kind;
+        let key = self.runtime.engine_key(kind).to_owned();
+        let cached = self.store.compiled_artifact(&record.digest, &key)?;
+        let (prepared, source) = match cached.map(|a| self.runtime.load(kind, &a)) {
+            Some(Ok(prepared)) => (prepared, LoadSource::CachedArtifact),
+            // No artifact for this engine (or an unreadable one): compile from the blob.
+            _ => {
+                let blob = self.store.plugin_blob(&record.digest)?.ok_or_else(|| {
+                    RegistryError::UnknownVersion {
+                        name: record.manifest.name.clone(),
+                        version: record.manifest.version.clone(),
+                        available: vec![],
+                    }
+                })?;
+                let artifact = self.runtime.compile(kind, &blob)?;
+                self.store
+                    .put_compiled_artifact(&record.digest, &key, &artifact)?;
+                (self.runtime.load(kind, &artifact)?, LoadSource::Compiled)
+            }
+        };
+        Ok(self.remember(LoadedPlugin::new(
+            record.manifest.clone(),
+            record.digest.clone(),
+            prepared,
+            source,
+        )?))
+    }
+
+    fn remember(&self, plugin: LoadedPlugin) -> Arc<LoadedPlugin> {
+        let plugin = Arc::new(plugin);
+        self.loaded
+            .lock()
+            .expect("loaded lock")
+            .insert(plugin.digest.clone(), plugin.clone());
+        plugin
+    }
+
+    /// Resolves `NAME[@VERSION]` to an installed version (newest by semver if unnamed).
+    pub fn resolve(&self, target: &PluginRef) -> Result<PluginRecord, RegistryError> {
+        let mut versions = self.versions(&target.name)?;
+        match &target.version {
+            None => {
+                versions.sort_by(|a, b| semver_cmp(&a.manifest.version, &b.manifest.version));
+                Ok(versions.pop().expect("versions() is never empty"))
+            }
+            Some(version) => match versions.iter().position(|r| &r.manifest.version == version) {
+                Some(i) => Ok(versions.swap_remove(i)),
+                None => Err(RegistryError::UnknownVersion {
+                    name: target.name.clone(),
+                    version: version.clone(),
+                    available: versions.into_iter().map(|r| r.manifest.version).collect(),
+                }),
+            },
+        }
+    }
+
+    fn versions(&self, name: &str) -> Result<Vec<PluginRecord>, RegistryError> {
+        let versions = self.store.plugin_versions(name)?;
+        if versions.is_empty() {
+            let mut installed: Vec<String> = self
+                .store
+                .all_plugins()?
+                .into_iter()
+                .map(|r| r.manifest.name)
+                .collect();
+            installed.dedup();
+            return Err(RegistryError::UnknownPlugin {
+                name: name.to_owned(),
+                installed,
+            });
+        }
+        Ok(versions)
+    }
+
+    /// The capabilities `record` may use: requested ∩ granted.
+    fn grants_for(&self, record: &PluginRecord) -> Result<Grants, RegistryError> {
+        let name = &record.manifest.name;
+        let grant = self.store.grant(name)?;
+        let secrets = self.store.secrets(name)?;
+        Ok(resolve_grants(
+            &record.manifest,
+            &grant.hosts,
+            secrets,
+            grant.config,
+            Some(Arc::new(StoreFeedback(self.store.clone()))),
+        ))
+    }
+
+    /// Server default limits with `overrides` applied.
+    pub fn limits(&self, overrides: &LimitSettings) -> Limits {
+        resolve_limits(&overrides.or(&self.config.limits))
+    }
+
+    fn view(&self, record: PluginRecord) -> Result<PluginView, RegistryError> {
+        let name = &record.manifest.name;
+        let grant = self.store.grant(name)?;
+        let secrets = self.store.secrets(name)?;
+        let pending_hosts = record
+            .manifest
+            .capabilities
+            .hosts
+            .iter()
+            .filter(|requested| !grant_addresses(requested, &grant.hosts))
+            .cloned()
+            .collect();
+        let pending_secrets = record
+            .manifest
+            .capabilities
+            .secrets
+            .iter()
+            .filter(|s| !secrets.contains_key(*s))
+            .cloned()
+            .collect();
+        Ok(PluginView {
+            granted_hosts: grant.hosts,
+            granted_secrets: secrets.into_keys().collect(),
+            config: grant.config,
+            pending_hosts,
+            pending_secrets,
+            record,
+        })
+    }
+}
+
+/// Whether the admin has granted anything under a requested host pattern: the exact
+/// pattern, a pattern that matches it, or (for `*` and `*.domain`) some host inside it.
+fn grant_addresses(requested: &str, granted: &[String]) -> bool {
+    let Ok(pattern) = HostPattern::parse(requested) else {
+        return false;
+    };
+    granted.iter().any(|g| {
+        let (host, port) = match g.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse().unwrap_or(0)),
+            None => (g.as_str(), 0),
+        };
+        g == requested
+            || g == "*"
+            || pattern.matches(host.trim_start_matches("*."), port)
+            || HostPattern::parse(g).is_ok_and(|g| g.matches(requested, 0))
+    })
+}
+
+/// Builds the grants of one call from what a plugin requested and what it was granted.
+/// Shared by installed plugins and local `plugin invoke FILE.wasm`.
+pub fn resolve_grants(
+    manifest: &PluginManifest,
+    granted_hosts: &[String],
+    mut secrets: BTreeMap<String, String>,
+    config: BTreeMap<String, serde_json::Value>,
+    feedback: Option<Arc<dyn FeedbackSource>>,
+) -> Grants {
+    let parse = |hosts: &[String]| {
+        hosts
+            .iter()
+            .filter_map(|h| HostPattern::parse(h).ok())
+            .collect()
+    };
+    secrets.retain(|name, _| manifest.capabilities.secrets.contains(name));
+    Grants {
+        plugin: manifest.id(),
+        plugin_name: manifest.name.clone(),
+        hosts: Arc::new(HostPolicy {
+            requested: parse(&manifest.capabilities.hosts),
+            granted: parse(granted_hosts),
+        }),
+        secrets,
+        config: config
+            .into_iter()
+            .map(|(k, v)| (k, v.to_string()))
+            .collect(),
+        feedback,
+    }
+}
+
+/// Fills unset limits with the built-in defaults.
+pub fn resolve_limits(settings: &LimitSettings) -> Limits {
+    let d = Limits::default();
+    let kb = |v: Option<u64>, default: usize| v.map_or(default, |kb| (kb as usize) << 10);
+    Limits {
+        memory_bytes: settings.memory_mb.map_or(d.memory_bytes, |mb| (mb as usize) << 20),
+        timeout: settings.timeout_ms.map_or(d.timeout, Duration::from_millis),
+        fuel: settings.fuel.unwrap_or(d.fuel),
+        max_input_bytes: kb(settings.max_input_kb, d.max_input_bytes),
+        max_output_bytes: kb(settings.max_output_kb, d.max_output_bytes),
+    }
+}
+
+/// Checks what `describe()` returned; every problem is listed, not just the first.
+pub fn validate_manifest(manifest: &PluginManifest) -> Result<(), RegistryError> {
+    let mut problems = Vec::new();
+    let name_ok = !manifest.name.is_empty()
+        && manifest.name.len() <= 64
+        && manifest.name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && manifest
+            .name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !name_ok {
+        problems.push(format!(
+            "name `{}` must be 1-64 characters of a-z, 0-9 and `-`",
+            manifest.name
+        ));
+    }
+    if let Err(e) = semver::Version::parse(&manifest.version) {
+        problems.push(format!(
+            "version `{}` is not a semantic version like 1.2.3 ({e})",
+            manifest.version
+        ));
+    }
+    if manifest.actions.is_empty() {
+        problems.push("it declares no actions".into());
+    }
+    let mut seen = std::collections::HashSet::new();
+    for action in &manifest.actions {
+        if action.name.is_empty() {
+            problems.push("an action has an empty name".into());
+        }
+        if !seen.insert(&action.name) {
+            problems.push(format!("action {} is declared twice", action.name));
+        }
+        for (field, value) in [
+            ("input_schema", &action.input_schema),
+            ("output_schema", &action.output_schema),
+        ] {
+            if let Err(e) = schema::compile(value) {
+                problems.push(format!("action {}: {field} is not a valid JSON Schema: {e}", action.name));
+            }
+        }
+        if manifest.kind == PluginKind::Rule && action.outcomes.is_empty() {
+            problems.push(format!("rule {} declares no outcomes", action.name));
+        }
+    }
+    for host in &manifest.capabilities.hosts {
+        if let Err(e) = HostPattern::parse(host) {
+            problems.push(format!("capabilities.hosts: {e}"));
+        }
+    }
+    if manifest.kind == PluginKind::Rule && !manifest.capabilities.hosts.is_empty() {
+        problems.push("a rule cannot request network hosts".into());
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(RegistryError::InvalidManifest {
+            plugin: manifest.id(),
+            problems,
+        })
+    }
+}
+
+fn semver_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    match (semver::Version::parse(a), semver::Version::parse(b)) {
+        (Ok(a), Ok(b)) => a.cmp(&b),
+        _ => a.cmp(b),
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Serves `feedback.corrections` from the store's corrections ledger.
+struct StoreFeedback(Store);
+
+impl FeedbackSource for StoreFeedback {
+    fn corrections(&self, plugin: &str, action: &str, limit: usize) -> Vec<Correction> {
+        // A storage error here must not fail the plugin's call: it just gets no examples.
+        self.0
+            .corrections(plugin, action, limit)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c: CorrectionRecord| Correction {
+                input: c.input.to_string(),
+                original: c.original.to_string(),
+                corrected: c.corrected.to_string(),
+                actor: c.actor,
+                created_at_ms: c.created_at_ms,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{ActionSpec, Capabilities};
+
+    fn manifest() -> PluginManifest {
+        PluginManifest {
+            name: "erp".into(),
+            version: "1.0.0".into(),
+            kind: PluginKind::Connector,
+            description: String::new(),
+            actions: vec![ActionSpec {
+                name: "get".into(),
+                description: String::new(),
+                input_schema: serde_json::json!({"type": "object"}),
+                output_schema: serde_json::json!({}),
+                outcomes: vec![],
+            }],
+            capabilities: Capabilities {
+                hosts: vec!["erp.example.com".into()],
+                secrets: vec!["token".into()],
+            },
+        }
+    }
+
+    #[test]
+    fn manifest_problems_are_all_listed() {
+        let mut m = manifest();
+        m.name = "ERP!".into();
+        m.version = "one".into();
+        m.actions[0].input_schema = serde_json::json!({"type": 12});
+        m.capabilities.hosts.push("http://x".into());
+        let err = validate_manifest(&m).unwrap_err().to_string();
+        for needle in ["name `ERP!`", "version `one`", "action get: input_schema", "not a URL"] {
+            assert!(err.contains(needle), "missing {needle:?} in {err}");
+        }
+        assert!(validate_manifest(&manifest()).is_ok());
+    }
+
+    #[test]
+    fn grants_are_the_intersection_of_request_and_grant() {
+        let secrets = BTreeMap::from([
+            ("token".to_owned(), "t0ken-value".to_owned()),
+            ("other".to_owned(), "not-requested".to_owned()),
+        ]);
+        let grants = resolve_grants(&manifest(), &["*".into()], secrets, BTreeMap::new(), None);
+        assert_eq!(grants.secrets.keys().collect::<Vec<_>>(), ["token"]);
+        assert!(grants.hosts.check("erp.example.com", 443).is_ok());
+        assert!(grants.hosts.check("evil.example.com", 443).is_err());
+    }
+
+    #[test]
+    fn plugin_refs_parse() {
+        assert_eq!(
+            "echo@0.1.0".parse::<PluginRef>().unwrap(),
+            PluginRef {
+                name: "echo".into(),
+                version: Some("0.1.0".into())
+            }
+        );
+        assert!("echo@".parse::<PluginRef>().is_err());
+        assert!("@1".parse::<PluginRef>().is_err());
+    }
+
+    #[test]
+    fn limits_fill_defaults() {
+        let limits = resolve_limits(&LimitSettings {
+            memory_mb: Some(8),
+            ..Default::default()
+        });
+        assert_eq!(limits.memory_bytes, 8 << 20);
+        assert_eq!(limits.timeout, Limits::default().timeout);
+    }
+}

@@ -1,0 +1,73 @@
+//! Keeps granted secret values out of everything a call reports.
+//!
+//! A plugin may read a secret (to send it to its API) but whatever it logs, prints,
+//! returns or fails with is scrubbed before it leaves the runtime.
+
+/// Replaces each secret value (and its JSON-escaped form) with `[redacted secret NAME]`.
+#[derive(Clone, Debug, Default)]
+pub struct Redactor {
+    /// (needle, replacement), longest needle first so overlapping secrets redact whole.
+    needles: Vec<(String, String)>,
+}
+
+/// Values shorter than this are not redacted: replacing every `a` would destroy output
+/// while protecting nothing.
+const MIN_SECRET_LEN: usize = 4;
+
+impl Redactor {
+    /// A redactor for `secrets` given as (name, value).
+    pub fn new<'a>(secrets: impl IntoIterator<Item = (&'a str, &'a str)>) -> Redactor {
+        let mut needles = Vec::new();
+        for (name, value) in secrets {
+            if value.len() < MIN_SECRET_LEN {
+                continue;
+            }
+            let replacement = format!("[redacted secret {name}]");
+            let escaped = serde_json::to_string(value).expect("strings serialise");
+            let escaped = &escaped[1..escaped.len() - 1];
+            if escaped != value {
+                needles.push((escaped.to_owned(), replacement.clone()));
+            }
+            needles.push((value.to_owned(), replacement));
+        }
+        needles.sort_by_key(|(n, _)| std::cmp::Reverse(n.len()));
+        Redactor { needles }
+    }
+
+    /// `text` with every secret replaced.
+    pub fn apply(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        self.apply_in_place(&mut out);
+        out
+    }
+
+    /// Replaces every secret inside `text`.
+    pub fn apply_in_place(&self, text: &mut String) {
+        for (needle, replacement) in &self.needles {
+            if text.contains(needle.as_str()) {
+                *text = text.replace(needle.as_str(), replacement);
+            }
+        }
+    }
+
+    /// Whether there is anything to redact at all (the common case is not).
+    pub fn is_empty(&self) -> bool {
+        self.needles.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_raw_and_json_escaped_values() {
+        let r = Redactor::new([("token", "s3cr\"et"), ("short", "ab")]);
+        assert_eq!(r.apply("x s3cr\"et y"), "x [redacted secret token] y");
+        let json = serde_json::json!({ "t": "s3cr\"et" }).to_string();
+        let redacted = r.apply(&json);
+        assert!(!redacted.contains("s3cr"), "{redacted}");
+        assert!(serde_json::from_str::<serde_json::Value>(&redacted).is_ok());
+        assert_eq!(r.apply("ab"), "ab");
+    }
+}
