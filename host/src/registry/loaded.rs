@@ -7,7 +7,9 @@
 use super::RegistryError;
 use super::schema::{self, ActionSchemas};
 use crate::manifest::{PluginKind, PluginManifest};
-use crate::runtime::{CallContext, Failure, FailureOrigin, Grants, Limits, LogLine, PreparedPlugin};
+use crate::runtime::{
+    CallContext, Failure, FailureOrigin, Grants, Limits, LogLine, PreparedPlugin,
+};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -107,7 +109,12 @@ impl LoadedPlugin {
             return Err(RegistryError::UnknownAction {
                 plugin,
                 action: action.to_owned(),
-                available: self.manifest.actions.iter().map(|a| a.name.clone()).collect(),
+                available: self
+                    .manifest
+                    .actions
+                    .iter()
+                    .map(|a| a.name.clone())
+                    .collect(),
             });
         };
         let invalid_input = |problems| RegistryError::InvalidInput {
@@ -166,7 +173,11 @@ impl LoadedPlugin {
         };
         let value = schema::parse_json(text).map_err(|p| bad(vec![p]))?;
         let problems = schema::violations(validator, &value);
-        if problems.is_empty() { Ok(value) } else { Err(bad(problems)) }
+        if problems.is_empty() {
+            Ok(value)
+        } else {
+            Err(bad(problems))
+        }
     }
 
     fn check_decision(

@@ -41,16 +41,31 @@ pub enum RegistryError {
     #[error("signature check failed: {0}")]
     Signature(#[from] SignatureError),
     #[error("plugin {plugin} describes itself incorrectly: {}", problems.join("; "))]
-    InvalidManifest { plugin: String, problems: Vec<String> },
-    #[error("no plugin named {name} is installed{}", list_hint("installed", installed))]
-    UnknownPlugin { name: String, installed: Vec<String> },
-    #[error("plugin {name} has no version {version}{}", list_hint("installed versions", available))]
+    InvalidManifest {
+        plugin: String,
+        problems: Vec<String>,
+    },
+    #[error(
+        "no plugin named {name} is installed{}",
+        list_hint("installed", installed)
+    )]
+    UnknownPlugin {
+        name: String,
+        installed: Vec<String>,
+    },
+    #[error(
+        "plugin {name} has no version {version}{}",
+        list_hint("installed versions", available)
+    )]
     UnknownVersion {
         name: String,
         version: String,
         available: Vec<String>,
     },
-    #[error("plugin {plugin} has no action {action}{}", list_hint("its actions", available))]
+    #[error(
+        "plugin {plugin} has no action {action}{}",
+        list_hint("its actions", available)
+    )]
     UnknownAction {
         plugin: String,
         action: String,
@@ -267,7 +282,11 @@ impl Registry {
     }
 
     /// Changes what `name` is granted (all its versions).
-    pub fn grant(&self, name: &str, change: &GrantChange) -> Result<Vec<PluginView>, RegistryError> {
+    pub fn grant(
+        &self,
+        name: &str,
+        change: &GrantChange,
+    ) -> Result<Vec<PluginView>, RegistryError> {
         let versions = self.versions(name)?;
         change.validate(name)?;
         self.apply_grant(name, change)?;
@@ -284,9 +303,12 @@ impl Registry {
                         grant.hosts.push(host);
                     }
                 }
-                grant
-                    .hosts
-                    .retain(|h| !change.remove_hosts.iter().any(|r| r.eq_ignore_ascii_case(h)));
+                grant.hosts.retain(|h| {
+                    !change
+                        .remove_hosts
+                        .iter()
+                        .any(|r| r.eq_ignore_ascii_case(h))
+                });
                 for (key, value) in &change.set_config {
                     grant.config.insert(key.clone(), value.clone());
                 }
@@ -481,6 +503,23 @@ impl Registry {
     }
 }
 
+/// Loads a component straight from its bytes, without installing it: for plugin authors
+/// running `baton plugin invoke FILE.wasm`. No signature is required and nothing is stored.
+pub async fn load_local(
+    runtime: &Runtime,
+    component: &[u8],
+) -> Result<LoadedPlugin, RegistryError> {
+    let prepared = runtime.load_bytes(component)?;
+    let manifest = prepared.describe(&Limits::default()).await?;
+    validate_manifest(&manifest)?;
+    LoadedPlugin::new(
+        manifest,
+        signing::digest(component),
+        prepared,
+        LoadSource::Compiled,
+    )
+}
+
 /// Whether the admin has granted anything under a requested host pattern: the exact
 /// pattern, a pattern that matches it, or (for `*` and `*.domain`) some host inside it.
 fn grant_addresses(requested: &str, granted: &[String]) -> bool {
@@ -536,7 +575,9 @@ pub fn resolve_limits(settings: &LimitSettings) -> Limits {
     let d = Limits::default();
     let kb = |v: Option<u64>, default: usize| v.map_or(default, |kb| (kb as usize) << 10);
     Limits {
-        memory_bytes: settings.memory_mb.map_or(d.memory_bytes, |mb| (mb as usize) << 20),
+        memory_bytes: settings
+            .memory_mb
+            .map_or(d.memory_bytes, |mb| (mb as usize) << 20),
         timeout: settings.timeout_ms.map_or(d.timeout, Duration::from_millis),
         fuel: settings.fuel.unwrap_or(d.fuel),
         max_input_bytes: kb(settings.max_input_kb, d.max_input_bytes),
@@ -549,7 +590,9 @@ pub fn validate_manifest(manifest: &PluginManifest) -> Result<(), RegistryError>
     let mut problems = Vec::new();
     let name_ok = !manifest.name.is_empty()
         && manifest.name.len() <= 64
-        && manifest.name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && manifest
+            .name
+            .starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
         && manifest
             .name
             .chars()
@@ -582,7 +625,10 @@ pub fn validate_manifest(manifest: &PluginManifest) -> Result<(), RegistryError>
             ("output_schema", &action.output_schema),
         ] {
             if let Err(e) = schema::compile(value) {
-                problems.push(format!("action {}: {field} is not a valid JSON Schema: {e}", action.name));
+                problems.push(format!(
+                    "action {}: {field} is not a valid JSON Schema: {e}",
+                    action.name
+                ));
             }
         }
         if manifest.kind == PluginKind::Rule && action.outcomes.is_empty() {
@@ -674,7 +720,12 @@ mod tests {
         m.actions[0].input_schema = serde_json::json!({"type": 12});
         m.capabilities.hosts.push("http://x".into());
         let err = validate_manifest(&m).unwrap_err().to_string();
-        for needle in ["name `ERP!`", "version `one`", "action get: input_schema", "not a URL"] {
+        for needle in [
+            "name `ERP!`",
+            "version `one`",
+            "action get: input_schema",
+            "not a URL",
+        ] {
             assert!(err.contains(needle), "missing {needle:?} in {err}");
         }
         assert!(validate_manifest(&manifest()).is_ok());

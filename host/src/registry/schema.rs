@@ -20,7 +20,11 @@ pub(crate) fn violations(validator: &Validator, value: &Value) -> Vec<String> {
         .iter_errors(value)
         .map(|e| {
             let path = e.instance_path().to_string();
-            let path = if path.is_empty() { "/".to_owned() } else { path };
+            let path = if path.is_empty() {
+                "/".to_owned()
+            } else {
+                path
+            };
             format!("at {path}: {e}")
         })
         .collect()

@@ -38,7 +38,9 @@ pub enum SignatureError {
          `trusted_keys` in the server config if you trust its publisher"
     )]
     UntrustedKey { public_key: String },
-    #[error("the signature does not verify with trusted key {name}: the component or the signature was altered")]
+    #[error(
+        "the signature does not verify with trusted key {name}: the component or the signature was altered"
+    )]
     BadSignature { name: String },
     #[error("invalid {what} key: {reason}")]
     BadKey { what: &'static str, reason: String },
@@ -79,7 +81,11 @@ pub fn encode_secret_key(key: &SigningKey) -> String {
     format!("{SECRET_PREFIX}{}", BASE64.encode(key.as_bytes()))
 }
 
-fn decode_key_bytes(text: &str, prefix: &str, what: &'static str) -> Result<[u8; 32], SignatureError> {
+fn decode_key_bytes(
+    text: &str,
+    prefix: &str,
+    what: &'static str,
+) -> Result<[u8; 32], SignatureError> {
     let bad = |reason: String| SignatureError::BadKey { what, reason };
     let body = text
         .trim()
@@ -138,8 +144,8 @@ pub fn verify(
             Err(SignatureError::Unsigned)
         };
     };
-    let file: SignatureFile = serde_json::from_slice(signature)
-        .map_err(|e| SignatureError::Malformed(e.to_string()))?;
+    let file: SignatureFile =
+        serde_json::from_slice(signature).map_err(|e| SignatureError::Malformed(e.to_string()))?;
     if file.algorithm != "ed25519" {
         return Err(SignatureError::Malformed(format!(
             "algorithm `{}` is not supported (only ed25519)",
@@ -193,7 +199,10 @@ mod tests {
         assert_eq!(parsed.to_bytes(), key.to_bytes());
         let public = parse_public_key(&encode_public_key(&key.verifying_key())).unwrap();
         assert_eq!(public, key.verifying_key());
-        assert!(matches!(parse_public_key("rsa:AAAA"), Err(SignatureError::BadKey { .. })));
+        assert!(matches!(
+            parse_public_key("rsa:AAAA"),
+            Err(SignatureError::BadKey { .. })
+        ));
     }
 
     #[test]
@@ -235,7 +244,10 @@ mod tests {
             Err(SignatureError::BadSignature { .. })
         ));
 
-        assert_eq!(verify(&digest(wasm), None, &[], false), Err(SignatureError::Unsigned));
+        assert_eq!(
+            verify(&digest(wasm), None, &[], false),
+            Err(SignatureError::Unsigned)
+        );
         assert_eq!(verify(&digest(wasm), None, &[], true), Ok(Signer::Unsigned));
         assert!(matches!(
             verify(&digest(wasm), Some(b"not json"), &[], false),

@@ -45,9 +45,15 @@ mod tests {
 
     #[test]
     fn tells_garbage_and_core_modules_apart() {
-        assert!(matches!(classify(b"hello world!"), Err(RuntimeError::NotWasm)));
+        assert!(matches!(
+            classify(b"hello world!"),
+            Err(RuntimeError::NotWasm)
+        ));
         let core_module = b"\0asm\x01\0\0\0";
-        assert!(matches!(classify(core_module), Err(RuntimeError::CoreModule)));
+        assert!(matches!(
+            classify(core_module),
+            Err(RuntimeError::CoreModule)
+        ));
         let empty_component = b"\0asm\x0d\0\x01\0";
         match classify(empty_component) {
             Err(RuntimeError::NotAPlugin { exports }) => assert!(exports.is_empty()),

@@ -31,7 +31,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
+    UpdateDeadline,
+};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
@@ -229,7 +232,10 @@ impl<T> Invocation<T> {
 }
 
 mod duration_us {
-    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_u64(d.as_micros() as u64)
     }
 }
@@ -358,13 +364,16 @@ impl Flavor {
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         if kind == PluginKind::Rule {
-            config.consume_fuel(true).cranelift_nan_canonicalization(true);
+            config
+                .consume_fuel(true)
+                .cranelift_nan_canonicalization(true);
         }
         let engine = Engine::new(&config).map_err(setup)?;
 
         let mut linker = Linker::<CallState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(setup)?;
-        bindings::types::add_to_linker::<_, HasSelf<CallState>>(&mut linker, |s| s).map_err(setup)?;
+        bindings::types::add_to_linker::<_, HasSelf<CallState>>(&mut linker, |s| s)
+            .map_err(setup)?;
         bindings::log::add_to_linker::<_, HasSelf<CallState>>(&mut linker, |s| s).map_err(setup)?;
         if kind == PluginKind::Connector {
             wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(setup)?;
@@ -590,8 +599,12 @@ impl PreparedPlugin {
             // clock is frozen and "randomness" is a fixed sequence.
             wasi.wall_clock(FrozenClock)
                 .monotonic_clock(FrozenClock)
-                .secure_random(wasmtime_wasi::Deterministic::new(vec![0x5a, 0xc3, 0x1e, 0x77]))
-                .insecure_random(wasmtime_wasi::Deterministic::new(vec![0x3c, 0x96, 0xe1, 0x0f]))
+                .secure_random(wasmtime_wasi::Deterministic::new(vec![
+                    0x5a, 0xc3, 0x1e, 0x77,
+                ]))
+                .insecure_random(wasmtime_wasi::Deterministic::new(vec![
+                    0x3c, 0x96, 0xe1, 0x0f,
+                ]))
                 .insecure_random_seed(0);
         }
         let net = net::NetGuard {
@@ -628,7 +641,9 @@ impl PreparedPlugin {
             Ok(UpdateDeadline::Yield(1))
         });
         if kind == PluginKind::Rule {
-            store.set_fuel(limits.fuel).expect("rules engine consumes fuel");
+            store
+                .set_fuel(limits.fuel)
+                .expect("rules engine consumes fuel");
             store
                 .fuel_async_yield_interval(Some(10_000_000))
                 .expect("rules engine consumes fuel");
@@ -690,9 +705,9 @@ fn plugin_failure(f: wit::Failure, denied: &[String]) -> Failure {
         code,
         message,
         retryable,
-        details: f.details.map(|d| {
-            serde_json::from_str(&d).unwrap_or(serde_json::Value::String(d))
-        }),
+        details: f
+            .details
+            .map(|d| serde_json::from_str(&d).unwrap_or(serde_json::Value::String(d))),
         origin: if denied.is_empty() {
             FailureOrigin::Plugin
         } else {
@@ -701,7 +716,12 @@ fn plugin_failure(f: wit::Failure, denied: &[String]) -> Failure {
     }
 }
 
-fn sandbox_failure(err: wasmtime::Error, state: &CallState, limits: &Limits, stderr: &str) -> Failure {
+fn sandbox_failure(
+    err: wasmtime::Error,
+    state: &CallState,
+    limits: &Limits,
+    stderr: &str,
+) -> Failure {
     let plugin = &state.grants.plugin;
     if state.timed_out {
         return Failure::sandbox(
@@ -744,16 +764,20 @@ fn sandbox_failure(err: wasmtime::Error, state: &CallState, limits: &Limits, std
             format!("plugin {plugin} overflowed its stack (unbounded recursion?) and was stopped"),
             false,
         ),
+        Some(Trap::MemoryOutOfBounds) if panic_line.is_empty() => Failure::sandbox(
+            "trap",
+            format!(
+                "plugin {plugin} trapped: out of bounds memory access (in a Rust plugin this is \
+                 usually a stack overflow: its stack ran past the start of linear memory)"
+            ),
+            false,
+        ),
         Some(trap) if !panic_line.is_empty() => Failure::sandbox(
             "panic",
             format!("plugin {plugin} panicked: {panic_line} ({trap})"),
             false,
         ),
-        Some(trap) => Failure::sandbox(
-            "trap",
-            format!("plugin {plugin} trapped: {trap}"),
-            false,
-        ),
+        Some(trap) => Failure::sandbox("trap", format!("plugin {plugin} trapped: {trap}"), false),
         None => Failure::sandbox("trap", format!("plugin {plugin} failed: {err:#}"), false),
     }
 }
@@ -771,7 +795,9 @@ impl Redact for String {
 
 impl Redact for wit::Decision {
     fn redact(&mut self, redactor: &Redactor) {
-        self.reasons.iter_mut().for_each(|r| redactor.apply_in_place(r));
+        self.reasons
+            .iter_mut()
+            .for_each(|r| redactor.apply_in_place(r));
     }
 }
 
@@ -797,7 +823,10 @@ fn redact_invocation<T: Redact>(call: &mut Invocation<T>, redactor: &Redactor) {
     redactor.apply_in_place(&mut call.stderr);
 }
 
-fn manifest_from_wit(kind: PluginKind, info: wit::PluginInfo) -> Result<PluginManifest, RuntimeError> {
+fn manifest_from_wit(
+    kind: PluginKind,
+    info: wit::PluginInfo,
+) -> Result<PluginManifest, RuntimeError> {
     let schema = |action: &str, field: &str, text: &str| {
         serde_json::from_str(text).map_err(|e| {
             RuntimeError::Describe(format!(

@@ -260,7 +260,10 @@ mod tests {
         assert_eq!(p.check("api.example.com", 8443), Ok(()));
         assert_eq!(p.check("api.example.com", 443), Err(DenyReason::NotGranted));
         let p = policy(&["api.example.com"], &["*"]);
-        assert_eq!(p.check("other.example.com", 443), Err(DenyReason::NotRequested));
+        assert_eq!(
+            p.check("other.example.com", 443),
+            Err(DenyReason::NotRequested)
+        );
     }
 
     #[test]

@@ -102,9 +102,7 @@ impl Store {
     pub fn compiled_artifact(&self, digest: &str, engine_key: &str) -> Result<Option<Vec<u8>>> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(COMPILED_ARTIFACTS)?;
-        Ok(table
-            .get((digest, engine_key))?
-            .map(|v| v.value().to_vec()))
+        Ok(table.get((digest, engine_key))?.map(|v| v.value().to_vec()))
     }
 
     /// Caches native code for `digest` (after an engine upgrade made the old one stale).
@@ -173,7 +171,11 @@ impl Store {
             if n != name {
                 break;
             }
-            out.push(decode("plugin_versions", &format!("{n}@{v}"), value.value())?);
+            out.push(decode(
+                "plugin_versions",
+                &format!("{n}@{v}"),
+                value.value(),
+            )?);
         }
         Ok(out)
     }
@@ -186,7 +188,11 @@ impl Store {
         for entry in table.iter()? {
             let (key, value) = entry?;
             let (n, v) = key.value();
-            out.push(decode("plugin_versions", &format!("{n}@{v}"), value.value())?);
+            out.push(decode(
+                "plugin_versions",
+                &format!("{n}@{v}"),
+                value.value(),
+            )?);
         }
         Ok(out)
     }
@@ -198,7 +204,11 @@ impl Store {
         let removed = {
             let mut versions = txn.open_table(PLUGIN_VERSIONS)?;
             let removed: PluginRecord = match versions.remove((name, version))? {
-                Some(bytes) => decode("plugin_versions", &format!("{name}@{version}"), bytes.value())?,
+                Some(bytes) => decode(
+                    "plugin_versions",
+                    &format!("{name}@{version}"),
+                    bytes.value(),
+                )?,
                 None => return Ok(None),
             };
             let mut digest_in_use = false;
@@ -212,7 +222,8 @@ impl Store {
                 name_in_use |= n == name;
             }
             if !digest_in_use {
-                txn.open_table(PLUGIN_BLOBS)?.remove(removed.digest.as_str())?;
+                txn.open_table(PLUGIN_BLOBS)?
+                    .remove(removed.digest.as_str())?;
                 let mut artifacts = txn.open_table(COMPILED_ARTIFACTS)?;
                 let digest = removed.digest.as_str();
                 artifacts.retain_in((digest, "")..=(digest, "\u{10FFFF}"), |_, _| false)?;
@@ -290,7 +301,12 @@ impl Store {
     // ---- corrections ----
 
     /// Appends a correction of `plugin`'s output for `action`.
-    pub fn add_correction(&self, plugin: &str, action: &str, record: &CorrectionRecord) -> Result<()> {
+    pub fn add_correction(
+        &self,
+        plugin: &str,
+        action: &str,
+        record: &CorrectionRecord,
+    ) -> Result<()> {
         let txn = self.db.begin_write()?;
         {
             let mut table = txn.open_table(CORRECTIONS)?;
@@ -308,7 +324,12 @@ impl Store {
     }
 
     /// The newest `limit` corrections of `plugin`'s `action`, newest first.
-    pub fn corrections(&self, plugin: &str, action: &str, limit: usize) -> Result<Vec<CorrectionRecord>> {
+    pub fn corrections(
+        &self,
+        plugin: &str,
+        action: &str,
+        limit: usize,
+    ) -> Result<Vec<CorrectionRecord>> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(CORRECTIONS)?;
         let mut out = Vec::new();
@@ -319,7 +340,11 @@ impl Store {
         {
             let (key, value) = entry?;
             let seq = key.value().2;
-            out.push(decode("corrections", &format!("{plugin}/{action}/{seq}"), value.value())?);
+            out.push(decode(
+                "corrections",
+                &format!("{plugin}/{action}/{seq}"),
+                value.value(),
+            )?);
         }
         Ok(out)
     }
@@ -336,4 +361,3 @@ fn decode<T: DeserializeOwned>(table: &'static str, key: &str, bytes: &[u8]) -> 
         source,
     })
 }
-

@@ -1,0 +1,316 @@
+//! `baton plugin ...`: thin wrappers over the registry.
+
+use super::{DataDir, block_on, keys, print, runtime};
+use anyhow::{Context, Result, bail};
+use baton::registry::{self, GrantChange, InstallRequest, PluginRef};
+use baton::runtime::CallContext;
+use baton::store::LimitSettings;
+use clap::{Args, Subcommand};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Subcommand, Debug)]
+pub enum PluginCommand {
+    /// Verify, compile and install a plugin component.
+    Install(InstallArgs),
+    /// List installed plugin versions.
+    List(JsonFlag),
+    /// Show one plugin version: actions, schemas, capabilities, digest, signer.
+    Show {
+        /// NAME or NAME@VERSION (newest version if omitted).
+        plugin: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Remove one version (NAME@VERSION) or every version (NAME).
+    Remove { plugin: String },
+    /// Grant or revoke hosts, secrets and config values (for every version of NAME).
+    Grant(GrantArgs),
+    /// Write a detached signature for a component.
+    Sign(keys::SignArgs),
+    /// Run one action of an installed plugin or of a local .wasm file.
+    Invoke(InvokeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct JsonFlag {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Capabilities given on the command line.
+#[derive(Args, Debug, Default)]
+pub struct GrantFlags {
+    /// Allow outbound HTTP to HOST (`api.example.com`, `host:port`, `*.example.com`).
+    #[arg(long = "grant-host", value_name = "HOST")]
+    hosts: Vec<String>,
+    /// Give the plugin a secret, NAME=VALUE.
+    #[arg(long = "secret", value_name = "NAME=VALUE", value_parser = parse_pair)]
+    secrets: Vec<(String, String)>,
+    /// Set a config value, KEY=JSON (a bare word is taken as a string).
+    #[arg(long = "config-value", value_name = "KEY=JSON", value_parser = parse_pair)]
+    config: Vec<(String, String)>,
+}
+
+#[derive(Args, Debug)]
+pub struct InstallArgs {
+    /// The component (.wasm).
+    file: PathBuf,
+    /// Detached signature [default: FILE.sig if it exists].
+    #[arg(long)]
+    sig: Option<PathBuf>,
+    #[command(flatten)]
+    grants: GrantFlags,
+    /// Memory limit for this version, MiB.
+    #[arg(long)]
+    memory_mb: Option<u64>,
+    /// Wall-clock deadline per call for this version, ms.
+    #[arg(long)]
+    timeout_ms: Option<u64>,
+    /// Fuel per call (rules only).
+    #[arg(long)]
+    fuel: Option<u64>,
+    #[command(flatten)]
+    json: JsonFlag,
+}
+
+#[derive(Args, Debug)]
+pub struct GrantArgs {
+    /// Plugin name.
+    plugin: String,
+    /// Allow outbound HTTP to HOST.
+    #[arg(long = "host", value_name = "HOST")]
+    hosts: Vec<String>,
+    /// Withdraw a host grant.
+    #[arg(long = "revoke-host", value_name = "HOST")]
+    revoke_hosts: Vec<String>,
+    /// Set a secret, NAME=VALUE.
+    #[arg(long = "secret", value_name = "NAME=VALUE", value_parser = parse_pair)]
+    secrets: Vec<(String, String)>,
+    /// Delete a secret.
+    #[arg(long = "revoke-secret", value_name = "NAME")]
+    revoke_secrets: Vec<String>,
+    /// Set a config value, KEY=JSON.
+    #[arg(long = "config-value", value_name = "KEY=JSON", value_parser = parse_pair)]
+    config: Vec<(String, String)>,
+    /// Remove a config value.
+    #[arg(long = "unset-config", value_name = "KEY")]
+    unset_config: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct InvokeArgs {
+    /// A local component (path to a .wasm) or an installed NAME[@VERSION].
+    plugin: String,
+    /// The action (or rule) to run.
+    action: String,
+    /// Input JSON; `@FILE` reads it from a file, `-` from stdin.
+    #[arg(long, default_value = "{}")]
+    input: String,
+    /// Capabilities for a local component (installed plugins use their grants).
+    #[command(flatten)]
+    grants: GrantFlags,
+    /// Idempotency key to pass in the call context.
+    #[arg(long, default_value = "local-invoke")]
+    idempotency_key: String,
+    #[command(flatten)]
+    json: JsonFlag,
+}
+
+pub fn run(data: &DataDir, command: PluginCommand) -> Result<()> {
+    match command {
+        PluginCommand::Install(args) => install(data, args),
+        PluginCommand::List(json) => {
+            let plugins = data.registry()?.list()?;
+            if json.json {
+                print::json(&plugins)
+            } else {
+                print::plugin_table(&plugins);
+                Ok(())
+            }
+        }
+        PluginCommand::Show { plugin, json } => {
+            let view = data.registry()?.show(&plugin.parse()?)?;
+            if json.json {
+                print::json(&view)
+            } else {
+                print::plugin_details(&view);
+                Ok(())
+            }
+        }
+        PluginCommand::Remove { plugin } => {
+            let removed = data.registry()?.remove(&plugin.parse()?)?;
+            for r in removed {
+                println!("removed {} ({})", r.manifest.id(), r.digest);
+            }
+            Ok(())
+        }
+        PluginCommand::Grant(args) => grant(data, args),
+        PluginCommand::Sign(args) => keys::sign(args),
+        PluginCommand::Invoke(args) => invoke(data, args),
+    }
+}
+
+fn install(data: &DataDir, args: InstallArgs) -> Result<()> {
+    let component = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let sig_path = args.sig.clone().or_else(|| {
+        let default = PathBuf::from(format!("{}.sig", args.file.display()));
+        default.exists().then_some(default)
+    });
+    let signature = sig_path
+        .map(|p| {
+            std::fs::read(&p).with_context(|| format!("cannot read signature {}", p.display()))
+        })
+        .transpose()?;
+    let request = InstallRequest {
+        component,
+        signature,
+        grant: GrantChange {
+            add_hosts: args.grants.hosts,
+            set_secrets: args.grants.secrets,
+            set_config: parse_config(args.grants.config),
+            ..Default::default()
+        },
+        limits: LimitSettings {
+            memory_mb: args.memory_mb,
+            timeout_ms: args.timeout_ms,
+            fuel: args.fuel,
+            ..Default::default()
+        },
+    };
+    let registry = data.registry()?;
+    let report = block_on(registry.install(request))
+        .with_context(|| format!("cannot install {}", args.file.display()))?;
+    if args.json.json {
+        return print::json(&report);
+    }
+    let verb = if report.newly_installed {
+        "installed"
+    } else {
+        "already installed"
+    };
+    println!(
+        "{verb} {} ({}, compiled in {:.0} ms)",
+        report.plugin.record.manifest.id(),
+        report.plugin.record.digest,
+        report.compile_time.as_secs_f64() * 1000.0
+    );
+    print::pending(&report.plugin);
+    Ok(())
+}
+
+fn grant(data: &DataDir, args: GrantArgs) -> Result<()> {
+    let change = GrantChange {
+        add_hosts: args.hosts,
+        remove_hosts: args.revoke_hosts,
+        set_secrets: args.secrets,
+        remove_secrets: args.revoke_secrets,
+        set_config: parse_config(args.config),
+        remove_config: args.unset_config,
+    };
+    let views = data.registry()?.grant(&args.plugin, &change)?;
+    if let Some(view) = views.last() {
+        println!(
+            "granted to {}: hosts [{}], secrets [{}]",
+            args.plugin,
+            view.granted_hosts.join(", "),
+            view.granted_secrets.join(", ")
+        );
+        print::pending(view);
+    }
+    Ok(())
+}
+
+fn invoke(data: &DataDir, args: InvokeArgs) -> Result<()> {
+    let input = read_input(&args.input)?;
+    let context = CallContext {
+        run_id: "local".into(),
+        step_id: args.action.clone(),
+        attempt: 1,
+        idempotency_key: args.idempotency_key.clone(),
+    };
+    let started = Instant::now();
+    let local = Path::new(&args.plugin);
+    let report = if args.plugin.ends_with(".wasm") || local.is_file() {
+        let component =
+            std::fs::read(local).with_context(|| format!("cannot read {}", local.display()))?;
+        let runtime = runtime()?;
+        block_on(async {
+            let plugin = registry::load_local(&runtime, &component).await?;
+            let grants = registry::resolve_grants(
+                &plugin.manifest,
+                &args.grants.hosts,
+                args.grants.secrets.into_iter().collect(),
+                parse_config(args.grants.config)
+                    .into_iter()
+                    .collect::<BTreeMap<_, _>>(),
+                None,
+            );
+            let limits = registry::resolve_limits(&data.config()?.limits);
+            anyhow::Ok(
+                plugin
+                    .call(Arc::new(grants), &limits, &context, &args.action, &input)
+                    .await?,
+            )
+        })?
+    } else {
+        if !args.grants.hosts.is_empty()
+            || !args.grants.secrets.is_empty()
+            || !args.grants.config.is_empty()
+        {
+            bail!(
+                "--grant-host, --secret and --config-value apply to local .wasm files; an installed \
+                 plugin uses its grants (change them with `baton plugin grant {}`)",
+                args.plugin
+            );
+        }
+        let target: PluginRef = args.plugin.parse()?;
+        let registry = data.registry()?;
+        block_on(registry.call(&target, &args.action, &input, &context))?
+    };
+    let total = started.elapsed();
+    if args.json.json {
+        print::json(&report)?;
+    } else {
+        print::call_report(&report, total);
+    }
+    if report.result.is_err() {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn read_input(arg: &str) -> Result<String> {
+    if arg == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .context("cannot read stdin")?;
+        Ok(text)
+    } else if let Some(path) = arg.strip_prefix('@') {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read input file {path}"))
+    } else {
+        Ok(arg.to_owned())
+    }
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected NAME=VALUE, got `{s}`")),
+    }
+}
+
+/// Config values are JSON; a value that is not JSON is taken as a plain string.
+fn parse_config(pairs: Vec<(String, String)>) -> Vec<(String, serde_json::Value)> {
+    pairs
+        .into_iter()
+        .map(|(k, v)| {
+            let value = serde_json::from_str(&v).unwrap_or(serde_json::Value::String(v));
+            (k, value)
+        })
+        .collect()
+}

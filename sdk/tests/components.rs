@@ -1,0 +1,94 @@
+//! Builds the first-party and test plugins as components and checks each one's world:
+//! connectors export exactly `describe` and `invoke`, rules exactly `describe` and
+//! `evaluate`, and a rule never imports `wasi:http` or the connector-only interfaces.
+//!
+//! This runs `cargo build --target wasm32-wasip2 --profile plugin` for the five plugins
+//! in one invocation (so cargo's feature unification is exercised too), into a separate
+//! target directory to avoid waiting on the lock of the `cargo test` that runs this.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const CONNECTORS: [(&str, &str); 3] = [
+    ("plugin-echo", "echo"),
+    ("plugin-http", "http"),
+    ("plugin-hostile", "hostile"),
+];
+const RULES: [(&str, &str); 2] = [
+    ("plugin-invoice-rules", "invoice_rules"),
+    ("plugin-hostile-rule", "hostile_rule"),
+];
+
+fn build_all() -> PathBuf {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let target_dir = std::env::var_os("BATON_PLUGIN_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target").join("sdk-component-check"));
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(workspace)
+        .args(["build", "--target", "wasm32-wasip2", "--profile", "plugin"])
+        .arg("--target-dir")
+        .arg(&target_dir);
+    for (pkg, _) in CONNECTORS.iter().chain(RULES.iter()) {
+        cmd.args(["-p", pkg]);
+    }
+    let status = cmd.status().expect("run cargo");
+    assert!(status.success(), "building the plugins failed");
+    target_dir.join("wasm32-wasip2").join("plugin")
+}
+
+/// (imports, exports) of a component, as WIT names.
+fn world_of(path: &Path) -> (Vec<String>, Vec<String>) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let decoded = wit_component::decode(&bytes).expect("a component");
+    let wit_component::DecodedWasm::Component(resolve, world) = &decoded else {
+        panic!("{} is not a component", path.display());
+    };
+    let world = &resolve.worlds[*world];
+    (
+        world
+            .imports
+            .keys()
+            .map(|k| resolve.name_world_key(k))
+            .collect(),
+        world
+            .exports
+            .keys()
+            .map(|k| resolve.name_world_key(k))
+            .collect(),
+    )
+}
+
+#[test]
+fn components_have_only_their_worlds() {
+    let dir = build_all();
+    for (_, lib) in CONNECTORS {
+        let (imports, exports) = world_of(&dir.join(format!("{lib}.wasm")));
+        assert_eq!(exports, ["describe", "invoke"], "{lib} exports");
+        assert!(
+            imports.iter().all(|i| !i.starts_with("wasi:http/incoming")),
+            "{lib}: {imports:?}"
+        );
+    }
+    for (_, lib) in RULES {
+        let (imports, exports) = world_of(&dir.join(format!("{lib}.wasm")));
+        assert_eq!(exports, ["describe", "evaluate"], "{lib} exports");
+        for forbidden in [
+            "wasi:http/",
+            "wasi:sockets/",
+            "baton:plugin/config",
+            "baton:plugin/feedback",
+        ] {
+            assert!(
+                imports.iter().all(|i| !i.starts_with(forbidden)),
+                "{lib} imports {forbidden}: {imports:?}"
+            );
+        }
+    }
+    let (imports, _) = world_of(&dir.join("echo.wasm"));
+    assert!(
+        imports
+            .iter()
+            .any(|i| i == "wasi:http/outgoing-handler@0.2.12")
+    );
+}

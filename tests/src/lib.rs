@@ -1,0 +1,151 @@
+//! Helpers shared by Baton's end-to-end tests and benchmarks: building the real plugin
+//! components, locating the real `baton` binary, temporary data directories, and small
+//! local servers that stand in for the outside world.
+
+pub mod stand_in;
+
+use baton::config::Config;
+use baton::registry::{InstallRequest, Registry};
+use baton::runtime::{Runtime, RuntimeConfig};
+use baton::store::Store;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+
+/// Every plugin package the tests use, with the file name of its component.
+const PLUGINS: &[(&str, &str)] = &[
+    ("plugin-echo", "echo"),
+    ("plugin-http", "http"),
+    ("plugin-invoice-rules", "invoice_rules"),
+    ("plugin-hostile", "hostile"),
+    ("plugin-hostile-rule", "hostile_rule"),
+    ("plugin-echo-next", "echo_next"),
+];
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+/// Path of a first-party or test plugin component (e.g. `echo`), built for
+/// wasm32-wasip2 on first use in this process (cargo makes later builds no-ops).
+pub fn plugin_wasm(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let mut cmd = cargo();
+        cmd.args([
+            "build",
+            "--quiet",
+            "--target",
+            "wasm32-wasip2",
+            "--profile",
+            "plugin",
+        ]);
+        for (package, _) in PLUGINS {
+            cmd.args(["-p", package]);
+        }
+        let status = cmd.status().expect("cargo runs");
+        assert!(status.success(), "building the plugin components failed");
+    });
+    assert!(
+        PLUGINS.iter().any(|(_, file)| *file == name),
+        "unknown test plugin {name}"
+    );
+    target_dir()
+        .join("wasm32-wasip2/plugin")
+        .join(format!("{name}.wasm"))
+}
+
+/// The bytes of a plugin component.
+pub fn plugin_bytes(name: &str) -> Vec<u8> {
+    std::fs::read(plugin_wasm(name)).expect("plugin component exists")
+}
+
+/// The `baton` binary, built (debug) on first use if `cargo test` has not built it.
+pub fn baton_bin() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let status = cargo()
+                .args(["build", "--quiet", "-p", "baton", "--bin", "baton"])
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building baton failed");
+            target_dir().join("debug/baton")
+        })
+        .clone()
+}
+
+/// A shared runtime with small pools (tests create many registries).
+pub fn runtime() -> Arc<Runtime> {
+    static RUNTIME: OnceLock<Arc<Runtime>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            Arc::new(
+                Runtime::new(&RuntimeConfig {
+                    max_concurrent_calls: 64,
+                })
+                .expect("runtime starts"),
+            )
+        })
+        .clone()
+}
+
+/// A registry over a fresh redb file in a temporary directory.
+pub struct TestRegistry {
+    pub dir: tempfile::TempDir,
+    pub registry: Registry,
+}
+
+impl TestRegistry {
+    /// A registry that accepts unsigned plugins (most tests are not about signing).
+    pub fn unsigned() -> TestRegistry {
+        Self::with_config(Config {
+            allow_unsigned: true,
+            ..Default::default()
+        })
+    }
+
+    pub fn with_config(config: Config) -> TestRegistry {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let registry = open_registry(dir.path(), config);
+        TestRegistry { dir, registry }
+    }
+
+    /// Opens the same database again, as a restarted process would.
+    pub fn reopen(&self, config: Config) -> Registry {
+        open_registry(self.dir.path(), config)
+    }
+
+    /// Installs a test plugin by component name, unsigned.
+    pub async fn install(&self, name: &str) -> baton::registry::InstallReport {
+        self.registry
+            .install(InstallRequest {
+                component: plugin_bytes(name),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("installing {name}: {e}"))
+    }
+}
+
+/// Opens a registry on `dir/baton.redb` with the shared runtime.
+pub fn open_registry(dir: &Path, config: Config) -> Registry {
+    let store = Store::open(&dir.join("baton.redb")).expect("store opens");
+    Registry::new(store, runtime(), config)
+}
