@@ -89,7 +89,7 @@ impl fmt::Display for Method {
 pub enum HttpError {
     /// The host refused the request: the target host was not granted to this plugin.
     Denied {
-        /// The host the request was for.
+        /// The host (with its port, if the URL has one) the request was for.
         host: String,
     },
     /// The request timed out (DNS, connect, first byte or between bytes).
@@ -284,9 +284,9 @@ impl Request {
 /// A URL split into what `wasi:http` wants.
 #[derive(Debug, PartialEq, Eq)]
 struct Url<'a> {
+    full: &'a str,
     scheme: &'a str,
     authority: &'a str,
-    host: &'a str,
     path_with_query: String,
 }
 
@@ -306,11 +306,6 @@ impl<'a> Url<'a> {
                 "contains credentials; send them in a header instead",
             ));
         }
-        let host = if let Some(v6) = authority.strip_prefix('[') {
-            v6.split(']').next().unwrap_or(v6)
-        } else {
-            authority.split(':').next().unwrap_or(authority)
-        };
         let mut path = &rest[end..];
         if let Some(hash) = path.find('#') {
             path = &path[..hash];
@@ -321,9 +316,9 @@ impl<'a> Url<'a> {
             Some(_) => format!("/{path}"),
         };
         Ok(Url {
+            full: url,
             scheme,
             authority,
-            host,
             path_with_query,
         })
     }
@@ -354,7 +349,18 @@ fn send(
     use crate::bindings::connector::wasi::http::types as t;
     use crate::bindings::connector::wasi::io::streams::StreamError;
 
-    let fields = t::Fields::from_list(headers)
+    let authority = url.authority;
+    let mut headers = headers.to_vec();
+    if let Some(bytes) = body {
+        let has_length = headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-length"));
+        if !has_length {
+            let length = bytes.len().to_string().into_bytes();
+            headers.push(("content-length".into(), length));
+        }
+    }
+    let fields = t::Fields::from_list(&headers)
         .map_err(|e| HttpError::InvalidRequest(format!("invalid header: {e:?}")))?;
     let request = t::OutgoingRequest::new(fields);
     let wasi_method = match method {
@@ -372,7 +378,7 @@ fn send(
         "https" => t::Scheme::Https,
         other => t::Scheme::Other(other.to_string()),
     };
-    let bad = |what: &str| HttpError::InvalidRequest(format!("invalid {what}"));
+    let bad = |what: &str| HttpError::InvalidRequest(format!("invalid {what} in {}", url.full));
     request
         .set_method(&wasi_method)
         .map_err(|()| bad("method"))?;
@@ -380,7 +386,7 @@ fn send(
         .set_scheme(Some(&scheme))
         .map_err(|()| bad("scheme"))?;
     request
-        .set_authority(Some(url.authority))
+        .set_authority(Some(authority))
         .map_err(|()| bad("host"))?;
     request
         .set_path_with_query(Some(&url.path_with_query))
@@ -397,32 +403,45 @@ fn send(
         options
     });
 
-    let host = url.host;
-    let future = outgoing_handler::handle(request, options).map_err(|e| map_error(e, host))?;
+    let future = outgoing_handler::handle(request, options).map_err(|e| map_error(e, authority))?;
 
     let stream_error = |e: StreamError| match e {
         StreamError::LastOperationFailed(err) => match t::http_error_code(&err) {
-            Some(code) => map_error(code, host),
-            None => HttpError::Connection(err.to_debug_string()),
+            Some(code) => map_error(code, authority),
+            None => HttpError::Connection(format!("{} ({authority})", err.to_debug_string())),
         },
-        StreamError::Closed => HttpError::Connection("the stream was closed early".into()),
+        StreamError::Closed => {
+            HttpError::Connection(format!("the connection was closed early ({authority})"))
+        }
     };
 
+    // A server may answer (and close) before reading the whole body; its answer then
+    // wins over the write error.
+    let mut write_error = None;
     if let Some(bytes) = body {
         let stream = outgoing_body.write().map_err(|()| bad("body"))?;
         for chunk in bytes.chunks(4096) {
-            stream
-                .blocking_write_and_flush(chunk)
-                .map_err(stream_error)?;
+            if let Err(e) = stream.blocking_write_and_flush(chunk) {
+                write_error = Some(stream_error(e));
+                break;
+            }
         }
         drop(stream);
     }
-    t::OutgoingBody::finish(outgoing_body, None).map_err(|e| map_error(e, host))?;
+    if write_error.is_none() {
+        if let Err(e) = t::OutgoingBody::finish(outgoing_body, None) {
+            write_error = Some(map_error(e, authority));
+        }
+    } else {
+        drop(outgoing_body);
+    }
 
     let response = loop {
         match future.get() {
             Some(Ok(Ok(response))) => break response,
-            Some(Ok(Err(code))) => return Err(map_error(code, host)),
+            Some(Ok(Err(code))) => {
+                return Err(write_error.unwrap_or_else(|| map_error(code, authority)));
+            }
             Some(Err(())) => {
                 return Err(HttpError::InvalidResponse(
                     "the response was already taken".into(),
@@ -440,12 +459,9 @@ fn send(
         .into_iter()
         .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
         .collect();
-    let incoming_body = response
-        .consume()
-        .map_err(|()| HttpError::InvalidResponse("the body was already taken".into()))?;
-    let stream = incoming_body
-        .stream()
-        .map_err(|()| HttpError::InvalidResponse("the body was already taken".into()))?;
+    let taken = || HttpError::InvalidResponse("the body was already taken".into());
+    let incoming_body = response.consume().map_err(|()| taken())?;
+    let stream = incoming_body.stream().map_err(|()| taken())?;
     let mut body = Vec::new();
     loop {
         match stream.blocking_read(64 * 1024) {
@@ -454,6 +470,7 @@ fn send(
             Err(e) => return Err(stream_error(e)),
         }
     }
+    // Children before parents, or the host traps.
     drop(stream);
     drop(incoming_body);
     drop(response);
@@ -467,14 +484,37 @@ fn send(
 #[cfg(target_arch = "wasm32")]
 fn map_error(
     code: crate::bindings::connector::wasi::http::types::ErrorCode,
-    host: &str,
+    authority: &str,
 ) -> HttpError {
     use crate::bindings::connector::wasi::http::types::ErrorCode as E;
-    let text = format!("{code:?} ({host})");
+    let what = match &code {
+        E::HttpRequestDenied => {
+            return HttpError::Denied {
+                host: authority.to_string(),
+            };
+        }
+        E::DnsTimeout => "DNS lookup timed out".to_string(),
+        E::DnsError(_) => "DNS lookup failed".to_string(),
+        E::DestinationNotFound => "host not found".to_string(),
+        E::DestinationUnavailable => "host unavailable".to_string(),
+        E::DestinationIpProhibited => "the host's IP address is prohibited".to_string(),
+        E::DestinationIpUnroutable => "the host's IP address is unroutable".to_string(),
+        E::ConnectionRefused => "connection refused".to_string(),
+        E::ConnectionTerminated => "connection closed unexpectedly".to_string(),
+        E::ConnectionTimeout => "connecting timed out".to_string(),
+        E::ConnectionReadTimeout => "reading the response timed out".to_string(),
+        E::ConnectionWriteTimeout => "sending the request timed out".to_string(),
+        E::ConnectionLimitReached => "too many connections".to_string(),
+        E::TlsProtocolError => "TLS error".to_string(),
+        E::TlsCertificateError => "invalid TLS certificate".to_string(),
+        E::TlsAlertReceived(_) => "TLS alert received".to_string(),
+        E::HttpResponseIncomplete => "incomplete response".to_string(),
+        E::HttpResponseTimeout => "the response timed out".to_string(),
+        E::InternalError(Some(m)) => m.clone(),
+        other => format!("{other:?}"),
+    };
+    let text = format!("{what} ({authority})");
     match code {
-        E::HttpRequestDenied => HttpError::Denied {
-            host: host.to_string(),
-        },
         E::DnsTimeout
         | E::ConnectionTimeout
         | E::ConnectionReadTimeout
@@ -517,12 +557,11 @@ mod tests {
         let u = Url::parse("https://api.example.com:8443/v1/x?a=1#frag").unwrap();
         assert_eq!(u.scheme, "https");
         assert_eq!(u.authority, "api.example.com:8443");
-        assert_eq!(u.host, "api.example.com");
         assert_eq!(u.path_with_query, "/v1/x?a=1");
         let u = Url::parse("http://example.com?q").unwrap();
         assert_eq!(u.path_with_query, "/?q");
         let u = Url::parse("http://[::1]:80").unwrap();
-        assert_eq!(u.host, "::1");
+        assert_eq!(u.authority, "[::1]:80");
         assert_eq!(u.path_with_query, "/");
         assert!(Url::parse("example.com/x").is_err());
         assert!(Url::parse("http://user:pw@example.com/").is_err());

@@ -110,8 +110,8 @@ pub mod __private;
 
 pub use types::{Call, Decision, Failure};
 
-/// What [`BatonPlugin::describe`](crate#a-complete-connector) returns: name, version,
-/// actions with their JSON Schemas, and requested capabilities.
+/// What `describe` returns (`BatonPlugin::describe()` in a plugin crate): name, version,
+/// actions with their JSON Schemas and outcomes, and requested capabilities.
 pub use bindings::wit::types::{Action, Capabilities, PluginInfo};
 
 /// JSON Schema generation (`#[derive(JsonSchema)]` on input and output types).

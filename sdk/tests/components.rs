@@ -3,8 +3,8 @@
 //! `evaluate`, and a rule never imports `wasi:http` or the connector-only interfaces.
 //!
 //! This runs `cargo build --target wasm32-wasip2 --profile plugin` for the five plugins
-//! in one invocation (so cargo's feature unification is exercised too), into a separate
-//! target directory to avoid waiting on the lock of the `cargo test` that runs this.
+//! in one invocation (so cargo's feature unification is exercised too), into the same
+//! target directory as the end-to-end tests, which build the same components.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,9 +21,9 @@ const RULES: [(&str, &str); 2] = [
 
 fn build_all() -> PathBuf {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let target_dir = std::env::var_os("BATON_PLUGIN_TARGET_DIR")
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace.join("target").join("sdk-component-check"));
+        .unwrap_or_else(|| workspace.join("target"));
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(workspace)
         .args(["build", "--target", "wasm32-wasip2", "--profile", "plugin"])

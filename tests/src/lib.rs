@@ -76,19 +76,49 @@ pub fn plugin_bytes(name: &str) -> Vec<u8> {
     std::fs::read(plugin_wasm(name)).expect("plugin component exists")
 }
 
-/// The `baton` binary, built (debug) on first use if `cargo test` has not built it.
+/// The `baton` binary. `cargo test` builds it (the host package has integration
+/// tests); if it is missing or older than the host's sources, it is built here.
 pub fn baton_bin() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let status = cargo()
-                .args(["build", "--quiet", "-p", "baton", "--bin", "baton"])
-                .status()
-                .expect("cargo runs");
-            assert!(status.success(), "building baton failed");
-            target_dir().join("debug/baton")
+            let bin = target_dir().join("debug/baton");
+            if !is_fresh(&bin) {
+                let status = cargo()
+                    .args(["build", "--quiet", "-p", "baton", "--bin", "baton"])
+                    .status()
+                    .expect("cargo runs");
+                assert!(status.success(), "building baton failed");
+            }
+            bin
         })
         .clone()
+}
+
+/// Whether `bin` exists and is newer than every source file of the host.
+fn is_fresh(bin: &Path) -> bool {
+    let Ok(built) = std::fs::metadata(bin).and_then(|m| m.modified()) else {
+        return false;
+    };
+    fn newest(dir: &Path) -> std::time::SystemTime {
+        let mut latest = std::time::SystemTime::UNIX_EPOCH;
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let time = if path.is_dir() {
+                newest(&path)
+            } else {
+                entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .unwrap_or(latest)
+            };
+            latest = latest.max(time);
+        }
+        latest
+    }
+    let root = workspace_root();
+    let sources = newest(&root.join("host/src")).max(newest(&root.join("wit")));
+    built >= sources
 }
 
 /// A shared runtime with small pools (tests create many registries).

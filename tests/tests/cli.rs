@@ -182,6 +182,22 @@ fn a_plugin_author_invokes_a_local_component_without_a_server() {
     assert!(out.contains("\"logged\": true"), "{out}");
     assert!(out.contains("log  info"), "{out}");
     assert!(out.contains("stdout: stdout: dev"), "{out}");
+    let out = cli.ok(&[
+        "plugin",
+        "invoke",
+        &echo,
+        "config",
+        "--input",
+        r#"{"key":"region"}"#,
+        "--config-value",
+        "region=eu-west",
+        "--secret",
+        "token=abcd-1234",
+    ]);
+    assert!(
+        out.contains("\"value\": \"eu-west\"") && out.contains("\"secret_granted\": true"),
+        "{out}"
+    );
     // Nothing was installed by invoking a file.
     assert!(cli.ok(&["plugin", "list"]).contains("no plugins installed"));
 

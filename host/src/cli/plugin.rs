@@ -52,7 +52,7 @@ pub struct GrantFlags {
     secrets: Vec<(String, String)>,
     /// Set a config value, KEY=JSON (a bare word is taken as a string).
     #[arg(long = "config-value", value_name = "KEY=JSON", value_parser = parse_pair)]
-    config: Vec<(String, String)>,
+    config_values: Vec<(String, String)>,
 }
 
 #[derive(Args, Debug)]
@@ -95,7 +95,7 @@ pub struct GrantArgs {
     revoke_secrets: Vec<String>,
     /// Set a config value, KEY=JSON.
     #[arg(long = "config-value", value_name = "KEY=JSON", value_parser = parse_pair)]
-    config: Vec<(String, String)>,
+    config_values: Vec<(String, String)>,
     /// Remove a config value.
     #[arg(long = "unset-config", value_name = "KEY")]
     unset_config: Vec<String>,
@@ -172,7 +172,7 @@ fn install(data: &DataDir, args: InstallArgs) -> Result<()> {
         grant: GrantChange {
             add_hosts: args.grants.hosts,
             set_secrets: args.grants.secrets,
-            set_config: parse_config(args.grants.config),
+            set_config: parse_config(args.grants.config_values),
             ..Default::default()
         },
         limits: LimitSettings {
@@ -209,7 +209,7 @@ fn grant(data: &DataDir, args: GrantArgs) -> Result<()> {
         remove_hosts: args.revoke_hosts,
         set_secrets: args.secrets,
         remove_secrets: args.revoke_secrets,
-        set_config: parse_config(args.config),
+        set_config: parse_config(args.config_values),
         remove_config: args.unset_config,
     };
     let views = data.registry()?.grant(&args.plugin, &change)?;
@@ -245,7 +245,7 @@ fn invoke(data: &DataDir, args: InvokeArgs) -> Result<()> {
                 &plugin.manifest,
                 &args.grants.hosts,
                 args.grants.secrets.into_iter().collect(),
-                parse_config(args.grants.config)
+                parse_config(args.grants.config_values)
                     .into_iter()
                     .collect::<BTreeMap<_, _>>(),
                 None,
@@ -260,7 +260,7 @@ fn invoke(data: &DataDir, args: InvokeArgs) -> Result<()> {
     } else {
         if !args.grants.hosts.is_empty()
             || !args.grants.secrets.is_empty()
-            || !args.grants.config.is_empty()
+            || !args.grants.config_values.is_empty()
         {
             bail!(
                 "--grant-host, --secret and --config-value apply to local .wasm files; an installed \

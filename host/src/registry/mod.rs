@@ -211,6 +211,16 @@ pub struct Registry {
     runtime: Arc<Runtime>,
     config: Config,
     loaded: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
+    /// What `call` needs per plugin reference. This process is the database's only
+    /// writer (redb locks the file), so clearing it on every change keeps it exact.
+    callables: Mutex<HashMap<String, Arc<Callable>>>,
+}
+
+/// A resolved plugin reference: code, effective grants and limits.
+struct Callable {
+    plugin: Arc<LoadedPlugin>,
+    grants: Arc<Grants>,
+    limits: Limits,
 }
 
 impl Registry {
@@ -221,6 +231,7 @@ impl Registry {
             runtime,
             config,
             loaded: Mutex::new(HashMap::new()),
+            callables: Mutex::new(HashMap::new()),
         }
     }
 
@@ -265,6 +276,7 @@ impl Registry {
         let result = self
             .store
             .install_plugin(&record, bytes, &engine_key, &artifact)?;
+        self.changed();
         if !request.grant.is_empty() {
             self.apply_grant(&record.manifest.name, &request.grant)?;
         }
@@ -294,7 +306,7 @@ impl Registry {
     }
 
     fn apply_grant(&self, name: &str, change: &GrantChange) -> Result<GrantRecord, RegistryError> {
-        Ok(self.store.update_grant(
+        let grant = self.store.update_grant(
             name,
             |grant| {
                 for host in &change.add_hosts {
@@ -318,7 +330,9 @@ impl Registry {
             },
             &change.set_secrets,
             &change.remove_secrets,
-        )?)
+        )?;
+        self.changed();
+        Ok(grant)
     }
 
     /// Every installed version of every plugin, by name then by version (newest last).
@@ -355,6 +369,7 @@ impl Registry {
                 removed.push(r);
             }
         }
+        self.changed();
         Ok(removed)
     }
 
@@ -366,12 +381,40 @@ impl Registry {
         input: &str,
         context: &CallContext,
     ) -> Result<CallReport, RegistryError> {
-        let record = self.resolve(target)?;
-        let plugin = self.load(&record)?;
-        let grants = Arc::new(self.grants_for(&record)?);
-        plugin
-            .call(grants, &self.limits(&record.limits), context, action, input)
+        let callable = self.callable(target)?;
+        callable
+            .plugin
+            .call(
+                callable.grants.clone(),
+                &callable.limits,
+                context,
+                action,
+                input,
+            )
             .await
+    }
+
+    fn callable(&self, target: &PluginRef) -> Result<Arc<Callable>, RegistryError> {
+        let key = target.to_string();
+        if let Some(callable) = self.callables.lock().expect("callables lock").get(&key) {
+            return Ok(callable.clone());
+        }
+        let record = self.resolve(target)?;
+        let callable = Arc::new(Callable {
+            plugin: self.load(&record)?,
+            grants: Arc::new(self.grants_for(&record)?),
+            limits: self.limits(&record.limits),
+        });
+        self.callables
+            .lock()
+            .expect("callables lock")
+            .insert(key, callable.clone());
+        Ok(callable)
+    }
+
+    /// Forgets resolved references after any change to plugins or grants.
+    fn changed(&self) {
+        self.callables.lock().expect("callables lock").clear();
     }
 
     /// Loads an installed version, from the artifact cache when possible.

@@ -15,11 +15,10 @@ pub(crate) fn classify(bytes: &[u8]) -> Result<PluginKind, RuntimeError> {
     for payload in Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(|e| RuntimeError::Malformed(e.to_string()))?;
         match payload {
-            Payload::Version { encoding, .. } if depth == 0 => {
-                if encoding == Encoding::Module {
-                    return Err(RuntimeError::CoreModule);
-                }
-            }
+            Payload::Version {
+                encoding: Encoding::Module,
+                ..
+            } if depth == 0 => return Err(RuntimeError::CoreModule),
             Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
             Payload::End(_) => depth = depth.saturating_sub(1),
             Payload::ComponentExportSection(section) if depth == 0 => {

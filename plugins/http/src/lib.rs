@@ -78,10 +78,11 @@ fn request(ctx: &Call, input: RequestIn) -> Result<RequestOut, Failure> {
         req = req.header("idempotency-key", &ctx.idempotency_key);
     }
     if let Some(body) = &input.body {
-        req = if has_content_type {
-            req.body(body.to_string())
-        } else {
-            req.json(body)
+        req = match body {
+            // With an explicit content type, a JSON string is sent as it is (XML, forms).
+            Value::String(text) if has_content_type => req.body(text.as_bytes()),
+            _ if has_content_type => req.body(body.to_string()),
+            _ => req.json(body),
         };
     }
     let response = req.send()?;

@@ -246,28 +246,35 @@ pub fn evaluate(input: &MatchIn) -> Decision {
             if rel <= tol.price_pct + EPS || extra <= tol.amount + EPS {
                 continue;
             }
-            let (severity, verdict) = if rel <= review_pct + EPS {
-                (Severity::Review, "needs a person's approval")
+            let head = format!(
+                "SKU {sku}: invoiced at {} per unit, {} above the purchase order price of {} ({} more on this line)",
+                money(p, &cur),
+                pct(rel),
+                money(po_price, &cur),
+                money(extra, &cur)
+            );
+            findings.push(if rel <= review_pct + EPS {
+                (
+                    Severity::Review,
+                    format!(
+                        "{head}; that is over the {} tolerance, so a person must approve it.",
+                        pct(tol.price_pct)
+                    ),
+                )
             } else {
-                (Severity::Reject, "is more than the review limit allows")
-            };
-            findings.push((
-                severity,
-                format!(
-                    "SKU {sku}: the invoiced unit price {} is {} above the purchase order price {} ({} more on this line), which is over the {} tolerance and {verdict} ({} at most).",
-                    money(p, &cur),
-                    pct(rel),
-                    money(po_price, &cur),
-                    money(extra, &cur),
-                    pct(tol.price_pct),
-                    pct(review_pct)
-                ),
-            ));
+                (
+                    Severity::Reject,
+                    format!(
+                        "{head}; that is more than the {} a person may approve.",
+                        pct(review_pct)
+                    ),
+                )
+            });
         } else if -rel > tol.price_pct + EPS && -extra > tol.amount + EPS {
             findings.push((
                 Severity::Review,
                 format!(
-                    "SKU {sku}: the invoiced unit price {} is {} below the purchase order price {}; check that the right item was invoiced.",
+                    "SKU {sku}: invoiced at {} per unit, {} below the purchase order price of {}; check that the right item was invoiced.",
                     money(p, &cur),
                     pct(-rel),
                     money(po_price, &cur)
@@ -302,16 +309,17 @@ pub fn evaluate(input: &MatchIn) -> Decision {
                 String::new()
             };
             let verdict = match severity {
-                Severity::Review => "a person must approve the extra units",
-                Severity::Reject => "more than the review limit allows",
+                Severity::Review => "a person must approve the extra units".to_string(),
+                Severity::Reject => {
+                    format!("more than the {} a person may approve", pct(review_pct))
+                }
             };
             findings.push((
                 severity,
                 format!(
-                    "SKU {sku}: {} invoiced but only {} ordered{how_much}; {verdict} ({} at most).",
+                    "SKU {sku}: {} invoiced but only {} ordered{how_much}; {verdict}.",
                     units(*q),
-                    qty(order.quantity),
-                    pct(review_pct)
+                    qty(order.quantity)
                 ),
             ));
         }
@@ -356,30 +364,40 @@ pub fn evaluate(input: &MatchIn) -> Decision {
         } else {
             String::new()
         };
-        let (severity, verdict) = if rel <= review_pct + EPS {
-            (Severity::Review, "a person must check the arithmetic")
+        let head = format!(
+            "The invoice total {} differs by {} from the {} its lines add up to{extras}",
+            money(invoice.total, &cur),
+            money(gap.abs(), &cur),
+            money(expected, &cur)
+        );
+        findings.push(if rel <= review_pct + EPS {
+            (
+                Severity::Review,
+                format!(
+                    "{head}; that is over the {} tolerance, so a person must check it.",
+                    money(tol.amount, &cur)
+                ),
+            )
         } else {
-            (Severity::Reject, "more than the review limit allows")
-        };
-        findings.push((
-            severity,
-            format!(
-                "The invoice total {} differs from the {} its lines add up to{extras} by {}, more than the {} tolerance; {verdict}.",
-                money(invoice.total, &cur),
-                money(expected, &cur),
-                money(gap.abs(), &cur),
-                money(tol.amount, &cur)
-            ),
-        ));
+            (
+                Severity::Reject,
+                format!(
+                    "{head}; that is more than the {} a person may approve.",
+                    pct(review_pct)
+                ),
+            )
+        });
     }
 
     let worst = findings.iter().map(|(s, _)| *s).max();
     match worst {
         None => {
-            let n = invoice.lines.len();
+            let lines = match invoice.lines.len() {
+                1 => "The invoice line matches".to_string(),
+                n => format!("All {n} invoice lines match"),
+            };
             Decision::new("approve").because(format!(
-                "All {n} invoice line{} match the purchase order in price (within {}) and quantity, all goods were received, and the total {} matches the lines.",
-                if n == 1 { "" } else { "s" },
+                "{lines} the purchase order in price (within {}) and quantity, all goods were received, and the total {} matches the lines.",
                 pct(tol.price_pct),
                 money(invoice.total, &cur)
             ))
@@ -575,7 +593,7 @@ mod tests {
         assert_eq!(
             d.reasons,
             [
-                "SKU WID-1: the invoiced unit price 13.00 EUR is 4% above the purchase order price 12.50 EUR (5.00 EUR more on this line), which is over the 2% tolerance and needs a person's approval (10% at most)."
+                "SKU WID-1: invoiced at 13.00 EUR per unit, 4% above the purchase order price of 12.50 EUR (5.00 EUR more on this line); that is over the 2% tolerance, so a person must approve it."
             ]
         );
     }
@@ -588,7 +606,12 @@ mod tests {
             v["invoice"]["total"] = json!(550.00);
         });
         assert_eq!(d.outcome, "reject");
-        assert!(d.reasons[0].starts_with("SKU WID-1: the invoiced unit price 15.00 EUR is 20% above the purchase order price 12.50 EUR"), "{:?}", d.reasons);
+        assert_eq!(
+            d.reasons,
+            [
+                "SKU WID-1: invoiced at 15.00 EUR per unit, 20% above the purchase order price of 12.50 EUR (25.00 EUR more on this line); that is more than the 10% a person may approve."
+            ]
+        );
     }
 
     #[test]
@@ -601,7 +624,7 @@ mod tests {
         assert_eq!(
             d.reasons,
             [
-                "SKU GAD-2: the invoiced unit price 50.00 EUR is 50% below the purchase order price 100.00 EUR; check that the right item was invoiced."
+                "SKU GAD-2: invoiced at 50.00 EUR per unit, 50% below the purchase order price of 100.00 EUR; check that the right item was invoiced."
             ]
         );
     }
@@ -656,7 +679,7 @@ mod tests {
         assert_eq!(
             d.reasons,
             [
-                "SKU S: 105 units invoiced but only 100 ordered (5% more); a person must approve the extra units (10% at most)."
+                "SKU S: 105 units invoiced but only 100 ordered (5% more); a person must approve the extra units."
             ]
         );
     }
@@ -672,7 +695,7 @@ mod tests {
         assert_eq!(
             d.reasons,
             [
-                "SKU WID-1: 20 units invoiced but only 10 ordered (100% more); more than the review limit allows (10% at most)."
+                "SKU WID-1: 20 units invoiced but only 10 ordered (100% more); more than the 10% a person may approve."
             ]
         );
     }
@@ -727,7 +750,7 @@ mod tests {
         assert_eq!(
             d.reasons,
             [
-                "The invoice total 550.00 EUR differs from the 525.00 EUR its lines add up to by 25.00 EUR, more than the 1.00 EUR tolerance; a person must check the arithmetic."
+                "The invoice total 550.00 EUR differs by 25.00 EUR from the 525.00 EUR its lines add up to; that is over the 1.00 EUR tolerance, so a person must check it."
             ]
         );
     }
@@ -736,7 +759,12 @@ mod tests {
     fn total_far_off_is_rejected() {
         let d = run_with(|v| v["invoice"]["total"] = json!(5250.00));
         assert_eq!(d.outcome, "reject");
-        assert!(d.reasons[0].contains("by 4,725.00 EUR"), "{:?}", d.reasons);
+        assert_eq!(
+            d.reasons,
+            [
+                "The invoice total 5,250.00 EUR differs by 4,725.00 EUR from the 525.00 EUR its lines add up to; that is more than the 10% a person may approve."
+            ]
+        );
     }
 
     #[test]
