@@ -7,18 +7,21 @@
 //! is what it requests intersected with the grant, so an upgrade that requests more runs
 //! without the extra capabilities until the admin grants them.
 
+mod grants;
 mod loaded;
 mod schema;
 pub mod signing;
+mod validate;
 
+use grants::grant_addresses;
+pub use grants::{GrantChange, resolve_grants, resolve_limits};
 pub use loaded::{CallReport, LoadSource, LoadedPlugin};
 pub use signing::SignatureError;
+pub use validate::validate_manifest;
 
 use crate::config::Config;
-use crate::manifest::{PluginKind, PluginManifest};
 use crate::runtime::{
-    CallContext, Correction, FeedbackSource, Grants, HostPattern, HostPolicy, Limits, Runtime,
-    RuntimeError,
+    CallContext, Correction, FeedbackSource, Grants, Limits, Runtime, RuntimeError,
 };
 use crate::store::{
     CorrectionRecord, GrantRecord, InstallResult, LimitSettings, PluginRecord, Store, StoreError,
@@ -121,46 +124,6 @@ impl fmt::Display for PluginRef {
             Some(v) => write!(f, "{}@{v}", self.name),
             None => f.write_str(&self.name),
         }
-    }
-}
-
-/// Changes to a plugin's grant. Secret values go straight to their own table.
-#[derive(Clone, Debug, Default)]
-pub struct GrantChange {
-    pub add_hosts: Vec<String>,
-    pub remove_hosts: Vec<String>,
-    pub set_secrets: Vec<(String, String)>,
-    pub remove_secrets: Vec<String>,
-    pub set_config: Vec<(String, serde_json::Value)>,
-    pub remove_config: Vec<String>,
-}
-
-impl GrantChange {
-    fn is_empty(&self) -> bool {
-        self.add_hosts.is_empty()
-            && self.remove_hosts.is_empty()
-            && self.set_secrets.is_empty()
-            && self.remove_secrets.is_empty()
-            && self.set_config.is_empty()
-            && self.remove_config.is_empty()
-    }
-
-    fn validate(&self, plugin: &str) -> Result<(), RegistryError> {
-        for host in self.add_hosts.iter().chain(&self.remove_hosts) {
-            HostPattern::parse(host).map_err(|e| RegistryError::InvalidGrant {
-                plugin: plugin.to_owned(),
-                reason: e.to_string(),
-            })?;
-        }
-        for (name, _) in &self.set_secrets {
-            if name.is_empty() {
-                return Err(RegistryError::InvalidGrant {
-                    plugin: plugin.to_owned(),
-                    reason: "a secret needs a name: use NAME=VALUE".into(),
-                });
-            }
-        }
-        Ok(())
     }
 }
 
@@ -563,139 +526,6 @@ pub async fn load_local(
     )
 }
 
-/// Whether the admin has granted anything under a requested host pattern: the exact
-/// pattern, a pattern that matches it, or (for `*` and `*.domain`) some host inside it.
-fn grant_addresses(requested: &str, granted: &[String]) -> bool {
-    let Ok(pattern) = HostPattern::parse(requested) else {
-        return false;
-    };
-    granted.iter().any(|g| {
-        let (host, port) = match g.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse().unwrap_or(0)),
-            None => (g.as_str(), 0),
-        };
-        g == requested
-            || g == "*"
-            || pattern.matches(host.trim_start_matches("*."), port)
-            || HostPattern::parse(g).is_ok_and(|g| g.matches(requested, 0))
-    })
-}
-
-/// Builds the grants of one call from what a plugin requested and what it was granted.
-/// Shared by installed plugins and local `plugin invoke FILE.wasm`.
-pub fn resolve_grants(
-    manifest: &PluginManifest,
-    granted_hosts: &[String],
-    mut secrets: BTreeMap<String, String>,
-    config: BTreeMap<String, serde_json::Value>,
-    feedback: Option<Arc<dyn FeedbackSource>>,
-) -> Grants {
-    let parse = |hosts: &[String]| {
-        hosts
-            .iter()
-            .filter_map(|h| HostPattern::parse(h).ok())
-            .collect()
-    };
-    secrets.retain(|name, _| manifest.capabilities.secrets.contains(name));
-    Grants {
-        plugin: manifest.id(),
-        plugin_name: manifest.name.clone(),
-        hosts: Arc::new(HostPolicy {
-            requested: parse(&manifest.capabilities.hosts),
-            granted: parse(granted_hosts),
-        }),
-        secrets,
-        config: config
-            .into_iter()
-            .map(|(k, v)| (k, v.to_string()))
-            .collect(),
-        feedback,
-    }
-}
-
-/// Fills unset limits with the built-in defaults.
-pub fn resolve_limits(settings: &LimitSettings) -> Limits {
-    let d = Limits::default();
-    let kb = |v: Option<u64>, default: usize| v.map_or(default, |kb| (kb as usize) << 10);
-    Limits {
-        memory_bytes: settings
-            .memory_mb
-            .map_or(d.memory_bytes, |mb| (mb as usize) << 20),
-        timeout: settings.timeout_ms.map_or(d.timeout, Duration::from_millis),
-        fuel: settings.fuel.unwrap_or(d.fuel),
-        max_input_bytes: kb(settings.max_input_kb, d.max_input_bytes),
-        max_output_bytes: kb(settings.max_output_kb, d.max_output_bytes),
-    }
-}
-
-/// Checks what `describe()` returned; every problem is listed, not just the first.
-pub fn validate_manifest(manifest: &PluginManifest) -> Result<(), RegistryError> {
-    let mut problems = Vec::new();
-    let name_ok = !manifest.name.is_empty()
-        && manifest.name.len() <= 64
-        && manifest
-            .name
-            .starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && manifest
-            .name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !name_ok {
-        problems.push(format!(
-            "name `{}` must be 1-64 characters of a-z, 0-9 and `-`",
-            manifest.name
-        ));
-    }
-    if let Err(e) = semver::Version::parse(&manifest.version) {
-        problems.push(format!(
-            "version `{}` is not a semantic version like 1.2.3 ({e})",
-            manifest.version
-        ));
-    }
-    if manifest.actions.is_empty() {
-        problems.push("it declares no actions".into());
-    }
-    let mut seen = std::collections::HashSet::new();
-    for action in &manifest.actions {
-        if action.name.is_empty() {
-            problems.push("an action has an empty name".into());
-        }
-        if !seen.insert(&action.name) {
-            problems.push(format!("action {} is declared twice", action.name));
-        }
-        for (field, value) in [
-            ("input_schema", &action.input_schema),
-            ("output_schema", &action.output_schema),
-        ] {
-            if let Err(e) = schema::compile(value) {
-                problems.push(format!(
-                    "action {}: {field} is not a valid JSON Schema: {e}",
-                    action.name
-                ));
-            }
-        }
-        if manifest.kind == PluginKind::Rule && action.outcomes.is_empty() {
-            problems.push(format!("rule {} declares no outcomes", action.name));
-        }
-    }
-    for host in &manifest.capabilities.hosts {
-        if let Err(e) = HostPattern::parse(host) {
-            problems.push(format!("capabilities.hosts: {e}"));
-        }
-    }
-    if manifest.kind == PluginKind::Rule && !manifest.capabilities.hosts.is_empty() {
-        problems.push("a rule cannot request network hosts".into());
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(RegistryError::InvalidManifest {
-            plugin: manifest.id(),
-            problems,
-        })
-    }
-}
-
 fn semver_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     match (semver::Version::parse(a), semver::Version::parse(b)) {
         (Ok(a), Ok(b)) => a.cmp(&b),
@@ -733,58 +563,6 @@ impl FeedbackSource for StoreFeedback {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{ActionSpec, Capabilities};
-
-    fn manifest() -> PluginManifest {
-        PluginManifest {
-            name: "erp".into(),
-            version: "1.0.0".into(),
-            kind: PluginKind::Connector,
-            description: String::new(),
-            actions: vec![ActionSpec {
-                name: "get".into(),
-                description: String::new(),
-                input_schema: serde_json::json!({"type": "object"}),
-                output_schema: serde_json::json!({}),
-                outcomes: vec![],
-            }],
-            capabilities: Capabilities {
-                hosts: vec!["erp.example.com".into()],
-                secrets: vec!["token".into()],
-            },
-        }
-    }
-
-    #[test]
-    fn manifest_problems_are_all_listed() {
-        let mut m = manifest();
-        m.name = "ERP!".into();
-        m.version = "one".into();
-        m.actions[0].input_schema = serde_json::json!({"type": 12});
-        m.capabilities.hosts.push("http://x".into());
-        let err = validate_manifest(&m).unwrap_err().to_string();
-        for needle in [
-            "name `ERP!`",
-            "version `one`",
-            "action get: input_schema",
-            "not a URL",
-        ] {
-            assert!(err.contains(needle), "missing {needle:?} in {err}");
-        }
-        assert!(validate_manifest(&manifest()).is_ok());
-    }
-
-    #[test]
-    fn grants_are_the_intersection_of_request_and_grant() {
-        let secrets = BTreeMap::from([
-            ("token".to_owned(), "t0ken-value".to_owned()),
-            ("other".to_owned(), "not-requested".to_owned()),
-        ]);
-        let grants = resolve_grants(&manifest(), &["*".into()], secrets, BTreeMap::new(), None);
-        assert_eq!(grants.secrets.keys().collect::<Vec<_>>(), ["token"]);
-        assert!(grants.hosts.check("erp.example.com", 443).is_ok());
-        assert!(grants.hosts.check("evil.example.com", 443).is_err());
-    }
 
     #[test]
     fn plugin_refs_parse() {
@@ -797,15 +575,5 @@ mod tests {
         );
         assert!("echo@".parse::<PluginRef>().is_err());
         assert!("@1".parse::<PluginRef>().is_err());
-    }
-
-    #[test]
-    fn limits_fill_defaults() {
-        let limits = resolve_limits(&LimitSettings {
-            memory_mb: Some(8),
-            ..Default::default()
-        });
-        assert_eq!(limits.memory_bytes, 8 << 20);
-        assert_eq!(limits.timeout, Limits::default().timeout);
     }
 }

@@ -3,6 +3,9 @@
 //! A plugin may read a secret (to send it to its API) but whatever it logs, prints,
 //! returns or fails with is scrubbed before it leaves the runtime.
 
+use super::Invocation;
+use super::bindings::connector::baton::plugin::types as wit;
+
 /// Replaces each secret value (and its JSON-escaped form) with `[redacted secret NAME]`.
 #[derive(Clone, Debug, Default)]
 pub struct Redactor {
@@ -54,6 +57,47 @@ impl Redactor {
     pub fn is_empty(&self) -> bool {
         self.needles.is_empty()
     }
+}
+
+/// Anything a call returns that could carry a secret.
+pub(super) trait Redact {
+    fn redact(&mut self, redactor: &Redactor);
+}
+
+impl Redact for String {
+    fn redact(&mut self, redactor: &Redactor) {
+        redactor.apply_in_place(self);
+    }
+}
+
+impl Redact for wit::Decision {
+    fn redact(&mut self, redactor: &Redactor) {
+        self.reasons
+            .iter_mut()
+            .for_each(|r| redactor.apply_in_place(r));
+    }
+}
+
+impl Redact for wit::PluginInfo {
+    fn redact(&mut self, _: &Redactor) {}
+}
+
+pub(super) fn redact_invocation<T: Redact>(call: &mut Invocation<T>, redactor: &Redactor) {
+    match &mut call.result {
+        Ok(value) => value.redact(redactor),
+        Err(failure) => {
+            redactor.apply_in_place(&mut failure.message);
+            if let Some(details) = &mut failure.details {
+                let text = redactor.apply(&details.to_string());
+                *details = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+            }
+        }
+    }
+    call.logs
+        .iter_mut()
+        .for_each(|l| redactor.apply_in_place(&mut l.message));
+    redactor.apply_in_place(&mut call.stdout);
+    redactor.apply_in_place(&mut call.stderr);
 }
 
 #[cfg(test)]

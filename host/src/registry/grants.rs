@@ -1,0 +1,163 @@
+//! What a plugin version may use: grant changes, and the intersection of what it
+//! requests with what the admin granted.
+
+use super::RegistryError;
+use crate::manifest::PluginManifest;
+use crate::runtime::{FeedbackSource, Grants, HostPattern, HostPolicy, Limits};
+use crate::store::LimitSettings;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Changes to a plugin's grant. Secret values go straight to their own table.
+#[derive(Clone, Debug, Default)]
+pub struct GrantChange {
+    pub add_hosts: Vec<String>,
+    pub remove_hosts: Vec<String>,
+    pub set_secrets: Vec<(String, String)>,
+    pub remove_secrets: Vec<String>,
+    pub set_config: Vec<(String, serde_json::Value)>,
+    pub remove_config: Vec<String>,
+}
+
+impl GrantChange {
+    pub(super) fn is_empty(&self) -> bool {
+        self.add_hosts.is_empty()
+            && self.remove_hosts.is_empty()
+            && self.set_secrets.is_empty()
+            && self.remove_secrets.is_empty()
+            && self.set_config.is_empty()
+            && self.remove_config.is_empty()
+    }
+
+    pub(super) fn validate(&self, plugin: &str) -> Result<(), RegistryError> {
+        for host in self.add_hosts.iter().chain(&self.remove_hosts) {
+            HostPattern::parse(host).map_err(|e| RegistryError::InvalidGrant {
+                plugin: plugin.to_owned(),
+                reason: e.to_string(),
+            })?;
+        }
+        for (name, _) in &self.set_secrets {
+            if name.is_empty() {
+                return Err(RegistryError::InvalidGrant {
+                    plugin: plugin.to_owned(),
+                    reason: "a secret needs a name: use NAME=VALUE".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether the admin has granted anything under a requested host pattern: the exact
+/// pattern, a pattern that matches it, or (for `*` and `*.domain`) some host inside it.
+pub(super) fn grant_addresses(requested: &str, granted: &[String]) -> bool {
+    let Ok(pattern) = HostPattern::parse(requested) else {
+        return false;
+    };
+    granted.iter().any(|g| {
+        let (host, port) = match g.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse().unwrap_or(0)),
+            None => (g.as_str(), 0),
+        };
+        g == requested
+            || g == "*"
+            || pattern.matches(host.trim_start_matches("*."), port)
+            || HostPattern::parse(g).is_ok_and(|g| g.matches(requested, 0))
+    })
+}
+
+/// Builds the grants of one call from what a plugin requested and what it was granted.
+/// Shared by installed plugins and local `plugin invoke FILE.wasm`.
+pub fn resolve_grants(
+    manifest: &PluginManifest,
+    granted_hosts: &[String],
+    mut secrets: BTreeMap<String, String>,
+    config: BTreeMap<String, serde_json::Value>,
+    feedback: Option<Arc<dyn FeedbackSource>>,
+) -> Grants {
+    let parse = |hosts: &[String]| {
+        hosts
+            .iter()
+            .filter_map(|h| HostPattern::parse(h).ok())
+            .collect()
+    };
+    secrets.retain(|name, _| manifest.capabilities.secrets.contains(name));
+    Grants {
+        plugin: manifest.id(),
+        plugin_name: manifest.name.clone(),
+        hosts: Arc::new(HostPolicy {
+            requested: parse(&manifest.capabilities.hosts),
+            granted: parse(granted_hosts),
+        }),
+        secrets,
+        config: config
+            .into_iter()
+            .map(|(k, v)| (k, v.to_string()))
+            .collect(),
+        feedback,
+    }
+}
+
+/// Fills unset limits with the built-in defaults.
+pub fn resolve_limits(settings: &LimitSettings) -> Limits {
+    let d = Limits::default();
+    let kb = |v: Option<u64>, default: usize| v.map_or(default, |kb| (kb as usize) << 10);
+    Limits {
+        memory_bytes: settings
+            .memory_mb
+            .map_or(d.memory_bytes, |mb| (mb as usize) << 20),
+        timeout: settings.timeout_ms.map_or(d.timeout, Duration::from_millis),
+        fuel: settings.fuel.unwrap_or(d.fuel),
+        max_input_bytes: kb(settings.max_input_kb, d.max_input_bytes),
+        max_output_bytes: kb(settings.max_output_kb, d.max_output_bytes),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{ActionSpec, Capabilities, PluginKind};
+
+    fn manifest() -> PluginManifest {
+        PluginManifest {
+            name: "erp".into(),
+            version: "1.0.0".into(),
+            kind: PluginKind::Connector,
+            description: String::new(),
+            actions: vec![ActionSpec {
+                name: "get".into(),
+                description: String::new(),
+                input_schema: serde_json::json!({"type": "object"}),
+                output_schema: serde_json::json!({}),
+                outcomes: vec![],
+            }],
+            capabilities: Capabilities {
+                hosts: vec!["erp.example.com".into()],
+                secrets: vec!["token".into()],
+            },
+        }
+    }
+
+    #[test]
+    fn grants_are_the_intersection_of_request_and_grant() {
+        let secrets = BTreeMap::from([
+            ("token".to_owned(), "t0ken-value".to_owned()),
+            ("other".to_owned(), "not-requested".to_owned()),
+        ]);
+        let grants = resolve_grants(&manifest(), &["*".into()], secrets, BTreeMap::new(), None);
+        assert_eq!(grants.secrets.keys().collect::<Vec<_>>(), ["token"]);
+        assert!(grants.hosts.check("erp.example.com", 443).is_ok());
+        assert!(grants.hosts.check("evil.example.com", 443).is_err());
+    }
+
+    #[test]
+    fn limits_fill_defaults() {
+        let limits = resolve_limits(&LimitSettings {
+            memory_mb: Some(8),
+            ..Default::default()
+        });
+        assert_eq!(limits.memory_bytes, 8 << 20);
+        assert_eq!(limits.timeout, Limits::default().timeout);
+    }
+}
