@@ -72,3 +72,25 @@ impl PluginManifest {
         format!("{}@{}", self.name, self.version)
     }
 }
+
+/// A small valid connector manifest for unit tests.
+#[cfg(test)]
+pub fn sample_manifest() -> PluginManifest {
+    PluginManifest {
+        name: "erp".into(),
+        version: "1.0.0".into(),
+        kind: PluginKind::Connector,
+        description: String::new(),
+        actions: vec![ActionSpec {
+            name: "get".into(),
+            description: String::new(),
+            input_schema: serde_json::json!({"type": "object"}),
+            output_schema: serde_json::json!({}),
+            outcomes: vec![],
+        }],
+        capabilities: Capabilities {
+            hosts: vec!["erp.example.com".into()],
+            secrets: vec!["token".into()],
+        },
+    }
+}

@@ -74,18 +74,21 @@ fn a_newcomer_can_follow_write_a_plugin_from_cargo_new_to_invoke() {
     assert!(status.success(), "the README plugin builds");
 
     let wasm = target.join("wasm32-wasip2/release/greeter.wasm");
-    let out = Command::new(baton_bin())
-        .args([
-            "plugin",
-            "invoke",
-            wasm.to_str().unwrap(),
-            "greet",
-            "--input",
-            r#"{"name":"Ada"}"#,
-        ])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let invoke = |input: &str| {
+        Command::new(baton_bin())
+            .args([
+                "plugin",
+                "invoke",
+                wasm.to_str().unwrap(),
+                "greet",
+                "--input",
+                input,
+            ])
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = invoke(r#"{"name":"Ada"}"#);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -95,18 +98,7 @@ fn a_newcomer_can_follow_write_a_plugin_from_cargo_new_to_invoke() {
         "the log line is shown: {stderr}"
     );
 
-    let out = Command::new(baton_bin())
-        .args([
-            "plugin",
-            "invoke",
-            wasm.to_str().unwrap(),
-            "greet",
-            "--input",
-            r#"{"name":""}"#,
-        ])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let out = invoke(r#"{"name":""}"#);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("failed: empty_name"));
 }

@@ -117,27 +117,7 @@ pub fn resolve_limits(settings: &LimitSettings) -> Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{ActionSpec, Capabilities, PluginKind};
-
-    fn manifest() -> PluginManifest {
-        PluginManifest {
-            name: "erp".into(),
-            version: "1.0.0".into(),
-            kind: PluginKind::Connector,
-            description: String::new(),
-            actions: vec![ActionSpec {
-                name: "get".into(),
-                description: String::new(),
-                input_schema: serde_json::json!({"type": "object"}),
-                output_schema: serde_json::json!({}),
-                outcomes: vec![],
-            }],
-            capabilities: Capabilities {
-                hosts: vec!["erp.example.com".into()],
-                secrets: vec!["token".into()],
-            },
-        }
-    }
+    use crate::manifest::sample_manifest as manifest;
 
     #[test]
     fn grants_are_the_intersection_of_request_and_grant() {

@@ -76,27 +76,7 @@ pub fn validate_manifest(manifest: &PluginManifest) -> Result<(), RegistryError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{ActionSpec, Capabilities};
-
-    fn manifest() -> PluginManifest {
-        PluginManifest {
-            name: "erp".into(),
-            version: "1.0.0".into(),
-            kind: PluginKind::Connector,
-            description: String::new(),
-            actions: vec![ActionSpec {
-                name: "get".into(),
-                description: String::new(),
-                input_schema: serde_json::json!({"type": "object"}),
-                output_schema: serde_json::json!({}),
-                outcomes: vec![],
-            }],
-            capabilities: Capabilities {
-                hosts: vec!["erp.example.com".into()],
-                secrets: vec!["token".into()],
-            },
-        }
-    }
+    use crate::manifest::sample_manifest as manifest;
 
     #[test]
     fn manifest_problems_are_all_listed() {
