@@ -20,6 +20,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("plugin-hostile", "hostile"),
     ("plugin-hostile-rule", "hostile_rule"),
     ("plugin-echo-next", "echo_next"),
+    ("plugin-networked-rule", "networked_rule"),
 ];
 
 /// The workspace root.

@@ -135,3 +135,21 @@ async fn rules_are_deterministic_and_run_on_fuel() {
     assert!(f.message.contains("50000000 units"), "{}", f.message);
     assert_eq!(r.fuel_used, Some(50_000_000));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rule_that_imports_the_network_is_refused_at_install() {
+    let t = TestRegistry::unsigned();
+    let err = t
+        .registry
+        .install(baton::registry::InstallRequest {
+            component: baton_tests::plugin_bytes("networked_rule"),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Baton does not provide to a rule"), "{err}");
+    assert!(err.contains("wasi:http/"), "{err}");
+    assert!(err.contains("a rule must be deterministic"), "{err}");
+    assert!(t.registry.list().unwrap().is_empty());
+}

@@ -247,7 +247,13 @@ impl Flavor {
     fn prepare(&self, component: &Component) -> Result<PreparedPlugin, RuntimeError> {
         let link = |e: wasmtime::Error| RuntimeError::Link {
             kind: self.kind,
-            message: format!("{e:#}"),
+            message: match self.kind {
+                PluginKind::Connector => format!("{e:#}"),
+                PluginKind::Rule => format!(
+                    "{e:#}; a rule must be deterministic, so it may import only baton:plugin/log \
+                     (no wasi:http, config or feedback)"
+                ),
+            },
         };
         let exports = |e: wasmtime::Error| RuntimeError::Exports {
             kind: self.kind,
