@@ -199,3 +199,16 @@ async fn secrets_never_leave_in_logs_output_or_errors() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_printing_is_capped_not_fatal() {
+    let t = registry();
+    t.install("hostile").await;
+    let (r, _) = hostile(&t, "print-flood", json!({"bytes": 4 << 20})).await;
+    assert_eq!(r.result.unwrap(), json!(4 << 20));
+    assert!(r.stdout.len() < 300 * 1024, "kept {} bytes", r.stdout.len());
+    assert!(
+        r.stdout
+            .ends_with("more bytes not kept: output is capped at 256 KiB per stream]")
+    );
+}

@@ -13,6 +13,7 @@
 
 mod bindings;
 mod call;
+mod capture;
 mod classify;
 mod failure;
 pub mod net;

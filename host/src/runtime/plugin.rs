@@ -4,6 +4,7 @@
 use super::bindings::connector::{ConnectorPre, baton::plugin::types as wit};
 use super::bindings::rule::RulePre;
 use super::call::{CallState, LogBuffer, MemoryLimiter};
+use super::capture::Capture;
 use super::failure::{check_input, plugin_failure, sandbox_failure, wrong_world};
 use super::redact::{Redact, redact_invocation};
 use super::{
@@ -14,7 +15,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 /// Captured stdout and stderr per call.
 const MAX_STDIO_BYTES: usize = 256 * 1024;
@@ -144,8 +144,8 @@ impl PreparedPlugin {
         F: AsyncFnOnce(&mut Store<CallState>) -> wasmtime::Result<Result<T, wit::Failure>>,
     {
         let started = Instant::now();
-        let stdout = MemoryOutputPipe::new(MAX_STDIO_BYTES);
-        let stderr = MemoryOutputPipe::new(MAX_STDIO_BYTES);
+        let stdout = Capture::new(MAX_STDIO_BYTES);
+        let stderr = Capture::new(MAX_STDIO_BYTES);
         let kind = self.kind();
         let mut store = self.new_store(kind, grants.clone(), limits, &stdout, &stderr, started);
 
@@ -153,8 +153,8 @@ impl PreparedPlugin {
 
         let fuel_used = (kind == PluginKind::Rule)
             .then(|| limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0)));
-        let stdout = String::from_utf8_lossy(&stdout.contents()).into_owned();
-        let stderr = String::from_utf8_lossy(&stderr.contents()).into_owned();
+        let stdout = stdout.text();
+        let stderr = stderr.text();
         let state = store.data();
         let denied: Vec<String> = state.denials().iter().map(|d| d.to_string()).collect();
         let result = match outcome {
@@ -186,8 +186,8 @@ impl PreparedPlugin {
         kind: PluginKind,
         grants: Arc<Grants>,
         limits: &Limits,
-        stdout: &MemoryOutputPipe,
-        stderr: &MemoryOutputPipe,
+        stdout: &Capture,
+        stderr: &Capture,
         started: Instant,
     ) -> Store<CallState> {
         // No preopened directories, no environment, no arguments, no sockets (outbound

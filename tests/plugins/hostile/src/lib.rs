@@ -16,6 +16,7 @@ baton_sdk::connector! {
         "trap" => trap: "Execute `unreachable`",
         "panic" => panic: "Panic",
         "big-output" => big_output: "Return a string of `bytes` bytes",
+        "print-flood" => print_flood: "Print `bytes` bytes to stdout, then succeed",
         "http" => fetch: "GET a URL through the SDK",
         "read-file" => read_file: "Try to read a file",
         "read-env" => read_env: "Try to read an environment variable",
@@ -81,6 +82,14 @@ pub struct BigIn {
 
 fn big_output(_ctx: &Call, input: BigIn) -> Result<String, Failure> {
     Ok("x".repeat(input.bytes))
+}
+
+fn print_flood(_ctx: &Call, input: BigIn) -> Result<usize, Failure> {
+    let line = "y".repeat(1023);
+    for _ in 0..input.bytes / 1024 {
+        println!("{line}");
+    }
+    Ok(input.bytes)
 }
 
 /// A URL.
