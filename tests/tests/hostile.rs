@@ -20,6 +20,7 @@ fn registry() -> TestRegistry {
             memory_mb: Some(32),
             timeout_ms: Some(TIMEOUT_MS),
             max_output_kb: Some(512),
+            max_input_kb: Some(64),
             ..Default::default()
         },
         ..Default::default()
@@ -211,4 +212,30 @@ async fn a_flood_of_printing_is_capped_not_fatal() {
         r.stdout
             .ends_with("more bytes not kept: output is capped at 256 KiB per stream]")
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn input_over_the_limit_is_refused_before_the_plugin_runs() {
+    let t = registry();
+    t.install("echo").await;
+    let message = "z".repeat(100 * 1024);
+    let r = t
+        .registry
+        .call(
+            &"echo".parse().unwrap(),
+            "echo",
+            &json!({ "message": message }).to_string(),
+            &CallContext::default(),
+        )
+        .await
+        .unwrap();
+    let f = r.result.unwrap_err();
+    assert_eq!(f.code, "input_too_large");
+    assert!(
+        f.message
+            .contains("over plugin echo@0.1.0's input limit of 65536 bytes"),
+        "{}",
+        f.message
+    );
+    assert!(r.stdout.is_empty() && r.logs.is_empty());
 }

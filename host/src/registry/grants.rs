@@ -4,7 +4,7 @@
 use super::RegistryError;
 use crate::manifest::PluginManifest;
 use crate::runtime::{FeedbackSource, Grants, HostPattern, HostPolicy, Limits};
-use crate::store::LimitSettings;
+use crate::store::{GrantRecord, LimitSettings};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +28,25 @@ impl GrantChange {
             && self.remove_secrets.is_empty()
             && self.set_config.is_empty()
             && self.remove_config.is_empty()
+    }
+
+    /// Applies the host and config parts of the change (secrets live in their own table).
+    pub(super) fn apply_to(&self, grant: &mut GrantRecord) {
+        for host in &self.add_hosts {
+            let host = host.trim().to_ascii_lowercase();
+            if !grant.hosts.contains(&host) {
+                grant.hosts.push(host);
+            }
+        }
+        grant
+            .hosts
+            .retain(|h| !self.remove_hosts.iter().any(|r| r.eq_ignore_ascii_case(h)));
+        for (key, value) in &self.set_config {
+            grant.config.insert(key.clone(), value.clone());
+        }
+        for key in &self.remove_config {
+            grant.config.remove(key);
+        }
     }
 
     pub(super) fn validate(&self, plugin: &str) -> Result<(), RegistryError> {
@@ -139,5 +158,25 @@ mod tests {
         });
         assert_eq!(limits.memory_bytes, 8 << 20);
         assert_eq!(limits.timeout, Limits::default().timeout);
+    }
+
+    #[test]
+    fn changes_add_and_remove_hosts_and_config() {
+        let mut grant = GrantRecord::default();
+        GrantChange {
+            add_hosts: vec!["API.example.com".into(), "api.example.com".into()],
+            set_config: vec![("region".into(), serde_json::json!("eu"))],
+            ..Default::default()
+        }
+        .apply_to(&mut grant);
+        assert_eq!(grant.hosts, ["api.example.com"]);
+        assert_eq!(grant.config["region"], "eu");
+        GrantChange {
+            remove_hosts: vec!["Api.Example.com".into()],
+            remove_config: vec!["region".into()],
+            ..Default::default()
+        }
+        .apply_to(&mut grant);
+        assert!(grant.hosts.is_empty() && grant.config.is_empty());
     }
 }

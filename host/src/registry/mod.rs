@@ -271,26 +271,7 @@ impl Registry {
     fn apply_grant(&self, name: &str, change: &GrantChange) -> Result<GrantRecord, RegistryError> {
         let grant = self.store.update_grant(
             name,
-            |grant| {
-                for host in &change.add_hosts {
-                    let host = host.trim().to_ascii_lowercase();
-                    if !grant.hosts.contains(&host) {
-                        grant.hosts.push(host);
-                    }
-                }
-                grant.hosts.retain(|h| {
-                    !change
-                        .remove_hosts
-                        .iter()
-                        .any(|r| r.eq_ignore_ascii_case(h))
-                });
-                for (key, value) in &change.set_config {
-                    grant.config.insert(key.clone(), value.clone());
-                }
-                for key in &change.remove_config {
-                    grant.config.remove(key);
-                }
-            },
+            |grant| change.apply_to(grant),
             &change.set_secrets,
             &change.remove_secrets,
         )?;
