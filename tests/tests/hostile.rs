@@ -239,3 +239,17 @@ async fn input_over_the_limit_is_refused_before_the_plugin_runs() {
     );
     assert!(r.stdout.is_empty() && r.logs.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_call_starts_from_a_fresh_instance() {
+    let t = registry();
+    t.install("hostile").await;
+    for _ in 0..3 {
+        let (r, _) = hostile(&t, "counter", json!({})).await;
+        assert_eq!(
+            r.result.unwrap(),
+            json!(1),
+            "state leaked from an earlier call"
+        );
+    }
+}

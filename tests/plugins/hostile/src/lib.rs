@@ -17,6 +17,7 @@ baton_sdk::connector! {
         "panic" => panic: "Panic",
         "big-output" => big_output: "Return a string of `bytes` bytes",
         "print-flood" => print_flood: "Print `bytes` bytes to stdout, then succeed",
+        "counter" => counter: "Count calls in a static: 1 every time if instances are fresh",
         "http" => fetch: "GET a URL through the SDK",
         "read-file" => read_file: "Try to read a file",
         "read-env" => read_env: "Try to read an environment variable",
@@ -82,6 +83,12 @@ pub struct BigIn {
 
 fn big_output(_ctx: &Call, input: BigIn) -> Result<String, Failure> {
     Ok("x".repeat(input.bytes))
+}
+
+static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+fn counter(_ctx: &Call, _input: Empty) -> Result<u32, Failure> {
+    Ok(CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1)
 }
 
 fn print_flood(_ctx: &Call, input: BigIn) -> Result<usize, Failure> {
