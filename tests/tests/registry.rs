@@ -51,11 +51,13 @@ async fn bytes_that_are_not_a_plugin_are_refused_and_store_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn signatures_are_required_checked_and_recorded() {
     let key = signing::generate_key();
+    let rival = signing::generate_key();
+    let trust = |name: &str, key: &signing::SigningKey| TrustedKey {
+        name: name.into(),
+        public_key: signing::encode_public_key(&key.verifying_key()),
+    };
     let config = Config {
-        trusted_keys: vec![TrustedKey {
-            name: "acme".into(),
-            public_key: signing::encode_public_key(&key.verifying_key()),
-        }],
+        trusted_keys: vec![trust("acme", &key), trust("globex", &rival)],
         ..Default::default()
     };
     let t = TestRegistry::with_config(config);
@@ -120,6 +122,25 @@ async fn signatures_are_required_checked_and_recorded() {
     let report = t
         .registry
         .install(request(echo.clone(), sig(&key, &echo)))
+        .await
+        .unwrap();
+
+    // Another trusted publisher cannot ship a newer "echo" and inherit echo's grants.
+    let next = plugin_bytes("echo_next");
+    let takeover = t
+        .registry
+        .install(request(next.clone(), sig(&rival, &next)))
+        .await
+        .unwrap_err();
+    let text = takeover.to_string();
+    assert!(
+        text.contains("plugin echo 0.1.0 is published by key acme") && text.contains("key globex"),
+        "{text}"
+    );
+    assert_eq!(t.registry.list().unwrap().len(), 1);
+    // The same publisher can.
+    t.registry
+        .install(request(next.clone(), sig(&key, &next)))
         .await
         .unwrap();
     assert!(matches!(&report.plugin.record.signer, Signer::Key { name, .. } if name == "acme"));

@@ -44,7 +44,7 @@ pub struct JsonFlag {
 /// Capabilities given on the command line.
 #[derive(Args, Debug, Default)]
 pub struct GrantFlags {
-    /// Allow outbound HTTP to HOST (`api.example.com`, `host:port`, `*.example.com`).
+    /// Allow outbound HTTP to HOST (`api.example.com` = ports 80/443, `host:8443`, `host:*`, `*.example.com`).
     #[arg(long = "grant-host", value_name = "HOST")]
     hosts: Vec<String>,
     /// Give the plugin a secret, NAME=VALUE.
@@ -238,6 +238,9 @@ fn invoke(data: &DataDir, args: InvokeArgs) -> Result<()> {
     let report = if args.plugin.ends_with(".wasm") || local.is_file() {
         let component =
             std::fs::read(local).with_context(|| format!("cannot read {}", local.display()))?;
+        for host in &args.grants.hosts {
+            baton::runtime::HostPattern::parse(host)?;
+        }
         let runtime = runtime()?;
         block_on(async {
             let plugin = registry::load_local(&runtime, &component).await?;

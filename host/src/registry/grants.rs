@@ -71,18 +71,22 @@ impl GrantChange {
 /// Whether the admin has granted anything under a requested host pattern: the exact
 /// pattern, a pattern that matches it, or (for `*` and `*.domain`) some host inside it.
 pub(super) fn grant_addresses(requested: &str, granted: &[String]) -> bool {
-    let Ok(pattern) = HostPattern::parse(requested) else {
-        return false;
-    };
+    fn host_part(pattern: &str) -> &str {
+        match pattern.rsplit_once(':') {
+            Some((host, _)) => host,
+            None => pattern,
+        }
+    }
+    let wanted = host_part(requested);
     granted.iter().any(|g| {
-        let (host, port) = match g.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse().unwrap_or(0)),
-            None => (g.as_str(), 0),
-        };
-        g == requested
+        let given = host_part(g);
+        // Ports aside: the same host, or one pattern's host falls inside the other's.
+        requested == "*"
             || g == "*"
-            || pattern.matches(host.trim_start_matches("*."), port)
-            || HostPattern::parse(g).is_ok_and(|g| g.matches(requested, 0))
+            || given == wanted
+            || HostPattern::parse(wanted)
+                .is_ok_and(|p| p.matches(given.trim_start_matches("*."), 443))
+            || HostPattern::parse(given).is_ok_and(|p| p.matches(wanted, 443))
     })
 }
 
@@ -120,13 +124,21 @@ pub fn resolve_grants(
 
 /// Fills unset limits with the built-in defaults.
 pub fn resolve_limits(settings: &LimitSettings) -> Limits {
+    // Clamp to sane ceilings so a typo cannot wrap to zero or overflow a deadline.
+    const MAX_MEMORY_MB: u64 = 4096;
+    const MAX_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
+    const MAX_PAYLOAD_KB: u64 = 1 << 20;
     let d = Limits::default();
-    let kb = |v: Option<u64>, default: usize| v.map_or(default, |kb| (kb as usize) << 10);
+    let kb = |v: Option<u64>, default: usize| {
+        v.map_or(default, |kb| (kb.min(MAX_PAYLOAD_KB) as usize) << 10)
+    };
     Limits {
         memory_bytes: settings
             .memory_mb
-            .map_or(d.memory_bytes, |mb| (mb as usize) << 20),
-        timeout: settings.timeout_ms.map_or(d.timeout, Duration::from_millis),
+            .map_or(d.memory_bytes, |mb| (mb.min(MAX_MEMORY_MB) as usize) << 20),
+        timeout: settings.timeout_ms.map_or(d.timeout, |ms| {
+            Duration::from_millis(ms.min(MAX_TIMEOUT_MS))
+        }),
         fuel: settings.fuel.unwrap_or(d.fuel),
         max_input_bytes: kb(settings.max_input_kb, d.max_input_bytes),
         max_output_bytes: kb(settings.max_output_kb, d.max_output_bytes),
@@ -158,6 +170,15 @@ mod tests {
         });
         assert_eq!(limits.memory_bytes, 8 << 20);
         assert_eq!(limits.timeout, Limits::default().timeout);
+        let absurd = resolve_limits(&LimitSettings {
+            memory_mb: Some(u64::MAX),
+            timeout_ms: Some(u64::MAX),
+            max_input_kb: Some(u64::MAX),
+            ..Default::default()
+        });
+        assert_eq!(absurd.memory_bytes, 4096 << 20);
+        assert_eq!(absurd.timeout, Duration::from_secs(86_400));
+        assert_eq!(absurd.max_input_bytes, 1 << 30);
     }
 
     #[test]

@@ -8,7 +8,8 @@ use super::RegistryError;
 use super::schema::{self, ActionSchemas};
 use crate::manifest::{PluginKind, PluginManifest};
 use crate::runtime::{
-    CallContext, Failure, FailureOrigin, Grants, Limits, LogLine, PreparedPlugin,
+    CallContext, Failure, FailureOrigin, Grants, Invocation, Limits, LogLine, PreparedPlugin,
+    refuse_oversized_input,
 };
 use serde::Serialize;
 use std::collections::HashMap;
@@ -117,6 +118,10 @@ impl LoadedPlugin {
                     .collect(),
             });
         };
+        // Refuse oversized input before spending time parsing it.
+        if let Some(refused) = refuse_oversized_input(&grants, limits, input) {
+            return Ok(self.report(action, refused));
+        }
         let invalid_input = |problems| RegistryError::InvalidInput {
             plugin: plugin.clone(),
             action: action.to_owned(),
@@ -140,8 +145,12 @@ impl LoadedPlugin {
                 .await
                 .and_then(|decision| self.check_decision(action, decision)),
         };
-        Ok(CallReport {
-            plugin,
+        Ok(self.report(action, call))
+    }
+
+    fn report(&self, action: &str, call: Invocation<serde_json::Value>) -> CallReport {
+        CallReport {
+            plugin: self.manifest.id(),
             digest: self.digest.clone(),
             action: action.to_owned(),
             result: call.result,
@@ -151,7 +160,7 @@ impl LoadedPlugin {
             denied: call.denied,
             duration: call.duration,
             fuel_used: call.fuel_used,
-        })
+        }
     }
 
     fn check_output(

@@ -24,12 +24,14 @@ use crate::runtime::{
     CallContext, Correction, FeedbackSource, Grants, Limits, Runtime, RuntimeError,
 };
 use crate::store::{
-    CorrectionRecord, GrantRecord, InstallResult, LimitSettings, PluginRecord, Store, StoreError,
+    CorrectionRecord, GrantRecord, InstallResult, LimitSettings, PluginRecord, Signer, Store,
+    StoreError,
 };
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -82,6 +84,18 @@ pub enum RegistryError {
     },
     #[error("invalid grant for {plugin}: {reason}")]
     InvalidGrant { plugin: String, reason: String },
+    #[error(
+        "plugin {plugin} {installed} is published by {installed_by}, but this component is \
+         {signed_by}; a different publisher cannot take over a plugin name and its grants \
+         (remove the installed versions first with `baton plugin remove {plugin}` if the \
+         change is intended)"
+    )]
+    PublisherChanged {
+        plugin: String,
+        installed: String,
+        installed_by: String,
+        signed_by: String,
+    },
     #[error("invalid plugin reference `{0}`: expected NAME or NAME@VERSION")]
     InvalidReference(String),
 }
@@ -177,6 +191,8 @@ pub struct Registry {
     /// What `call` needs per plugin reference. This process is the database's only
     /// writer (redb locks the file), so clearing it on every change keeps it exact.
     callables: Mutex<HashMap<String, Arc<Callable>>>,
+    /// Bumped by every change, so a resolution that raced with one is not cached.
+    generation: AtomicU64,
 }
 
 /// A resolved plugin reference: code, effective grants and limits.
@@ -195,6 +211,7 @@ impl Registry {
             config,
             loaded: Mutex::new(HashMap::new()),
             callables: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -228,6 +245,21 @@ impl Registry {
         validate_manifest(&manifest)?;
         request.grant.validate(&manifest.name)?;
 
+        let name = &manifest.name;
+        if let Some(other) = self
+            .store
+            .plugin_versions(name)?
+            .into_iter()
+            .find(|r| !same_publisher(&r.signer, &signer))
+        {
+            return Err(RegistryError::PublisherChanged {
+                plugin: name.clone(),
+                installed: other.manifest.version,
+                installed_by: publisher(&other.signer),
+                signed_by: publisher(&signer),
+            });
+        }
+
         let record = PluginRecord {
             manifest,
             digest: digest.clone(),
@@ -239,6 +271,14 @@ impl Registry {
         let result = self
             .store
             .install_plugin(&record, bytes, &engine_key, &artifact)?;
+        // Re-installing identical bytes changes nothing: report what is stored.
+        let record = match result {
+            InstallResult::Installed => record,
+            InstallResult::AlreadyInstalled => self
+                .store
+                .plugin_version(&record.manifest.name, &record.manifest.version)?
+                .unwrap_or(record),
+        };
         self.changed();
         if !request.grant.is_empty() {
             self.apply_grant(&record.manifest.name, &request.grant)?;
@@ -343,22 +383,25 @@ impl Registry {
         if let Some(callable) = self.callables.lock().expect("callables lock").get(&key) {
             return Ok(callable.clone());
         }
+        let generation = self.generation.load(Ordering::Acquire);
         let record = self.resolve(target)?;
         let callable = Arc::new(Callable {
             plugin: self.load(&record)?,
             grants: Arc::new(self.grants_for(&record)?),
             limits: self.limits(&record.limits),
         });
-        self.callables
-            .lock()
-            .expect("callables lock")
-            .insert(key, callable.clone());
+        let mut callables = self.callables.lock().expect("callables lock");
+        if self.generation.load(Ordering::Acquire) == generation {
+            callables.insert(key, callable.clone());
+        }
         Ok(callable)
     }
 
     /// Forgets resolved references after any change to plugins or grants.
     fn changed(&self) {
-        self.callables.lock().expect("callables lock").clear();
+        let mut callables = self.callables.lock().expect("callables lock");
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        callables.clear();
     }
 
     /// Loads an installed version, from the artifact cache when possible.
@@ -505,6 +548,22 @@ pub async fn load_local(
         prepared,
         LoadSource::Compiled,
     )
+}
+
+/// Whether two versions come from the same publisher (the same key, or both unsigned).
+fn same_publisher(a: &Signer, b: &Signer) -> bool {
+    match (a, b) {
+        (Signer::Key { public_key: x, .. }, Signer::Key { public_key: y, .. }) => x == y,
+        (Signer::Unsigned, Signer::Unsigned) => true,
+        _ => false,
+    }
+}
+
+fn publisher(signer: &Signer) -> String {
+    match signer {
+        Signer::Key { name, public_key } => format!("key {name} ({public_key})"),
+        Signer::Unsigned => "unsigned".into(),
+    }
 }
 
 fn semver_cmp(a: &str, b: &str) -> std::cmp::Ordering {

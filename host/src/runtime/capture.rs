@@ -15,6 +15,9 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 #[derive(Clone)]
 pub(crate) struct Capture {
     limit: usize,
+    /// Bytes withheld before the cut when output is truncated, so a secret that straddles
+    /// the cut cannot leave its first part behind (redaction only sees whole secrets).
+    guard: usize,
     inner: Arc<Mutex<Captured>>,
 }
 
@@ -25,9 +28,10 @@ struct Captured {
 }
 
 impl Capture {
-    pub fn new(limit: usize) -> Capture {
+    pub fn new(limit: usize, guard: usize) -> Capture {
         Capture {
             limit,
+            guard,
             inner: Arc::default(),
         }
     }
@@ -43,14 +47,16 @@ impl Capture {
     /// What was captured, with a note of how much was dropped.
     pub fn text(&self) -> String {
         let captured = self.inner.lock().expect("capture lock");
-        let mut text = String::from_utf8_lossy(&captured.kept).into_owned();
-        if captured.dropped > 0 {
-            text.push_str(&format!(
-                "\n[{} more bytes not kept: output is capped at {} KiB per stream]",
-                captured.dropped,
-                self.limit / 1024
-            ));
+        if captured.dropped == 0 {
+            return String::from_utf8_lossy(&captured.kept).into_owned();
         }
+        let keep = captured.kept.len().saturating_sub(self.guard);
+        let mut text = String::from_utf8_lossy(&captured.kept[..keep]).into_owned();
+        text.push_str(&format!(
+            "\n[{} more bytes not kept: output is capped at {} KiB per stream]",
+            captured.dropped + captured.kept.len() - keep,
+            self.limit / 1024
+        ));
         text
     }
 }
@@ -120,7 +126,7 @@ mod tests {
 
     #[test]
     fn keeps_the_first_bytes_and_counts_the_rest() {
-        let capture = Capture::new(8);
+        let capture = Capture::new(8, 0);
         capture.push(b"hello ");
         capture.push(b"world");
         let text = capture.text();
@@ -128,5 +134,14 @@ mod tests {
             text.starts_with("hello wo\n[3 more bytes not kept"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn withholds_a_possible_secret_prefix_at_the_cut() {
+        // A 4-byte secret "o wo" straddling the cut must not survive in part.
+        let guarded = Capture::new(8, 4);
+        guarded.push(b"hello world");
+        let text = guarded.text();
+        assert!(text.starts_with("hell\n[7 more bytes"), "{text}");
     }
 }

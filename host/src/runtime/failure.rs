@@ -6,7 +6,8 @@ use super::{Failure, FailureOrigin, Grants, Invocation, Limits};
 use std::time::Duration;
 use wasmtime::Trap;
 
-pub(super) fn check_input<T>(
+/// A report refusing `input` if it is over the size limit; the plugin does not run.
+pub fn refuse_oversized_input<T>(
     grants: &Grants,
     limits: &Limits,
     input: &str,
@@ -50,23 +51,27 @@ fn not_run<T>(failure: Failure) -> Invocation<T> {
 }
 
 pub(super) fn plugin_failure(f: wit::Failure, denied: &[String]) -> Failure {
-    // A plugin that failed because the gate refused its request gets the gate's
-    // explanation, which names the grant that would allow it.
-    let (code, message, retryable) = match denied.first() {
-        Some(denial) => ("host_denied".to_owned(), denial.clone(), false),
-        None => (f.code, f.message, f.retryable),
-    };
-    Failure {
-        code,
-        message,
-        retryable,
-        details: f
-            .details
-            .map(|d| serde_json::from_str(&d).unwrap_or(serde_json::Value::String(d))),
-        origin: if denied.is_empty() {
-            FailureOrigin::Plugin
-        } else {
-            FailureOrigin::Sandbox
+    let details = f
+        .details
+        .map(|d| serde_json::from_str(&d).unwrap_or(serde_json::Value::String(d)));
+    // A plugin that failed because the gate refused its request (the SDK reports that as
+    // `host_denied`) gets the gate's explanation, which names the grant that would allow
+    // it. Any other failure is the plugin's own, even if some request was refused on the
+    // way: the refusals are listed in the report's `denied`.
+    match denied.first() {
+        Some(denial) if f.code == "host_denied" => Failure {
+            code: f.code,
+            message: denial.clone(),
+            retryable: false,
+            details,
+            origin: FailureOrigin::Sandbox,
+        },
+        _ => Failure {
+            code: f.code,
+            message: f.message,
+            retryable: f.retryable,
+            details,
+            origin: FailureOrigin::Plugin,
         },
     }
 }

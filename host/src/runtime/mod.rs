@@ -21,6 +21,7 @@ mod plugin;
 mod redact;
 mod types;
 
+pub use failure::refuse_oversized_input;
 pub use net::{Denial, DenyReason, HostPattern, HostPatternError, HostPolicy};
 pub use plugin::PreparedPlugin;
 pub use redact::Redactor;

@@ -7,12 +7,22 @@ use std::sync::{Arc, Mutex};
 use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpHooks};
 
 /// A host pattern as written in `describe()` and in grants:
-/// `api.example.com`, `api.example.com:8443`, `*.example.com`, or `*`.
+/// `api.example.com` (ports 80 and 443), `api.example.com:8443`, `api.example.com:*`
+/// (any port), `*.example.com` (any subdomain, ports 80 and 443), or `*` (any host, any
+/// port: "whatever the admin grants").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostPattern {
     text: String,
     host: HostMatch,
-    port: Option<u16>,
+    port: PortMatch,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PortMatch {
+    /// No port written: the default ports of http and https only.
+    Default,
+    Exact(u16),
+    Any,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,19 +53,23 @@ impl HostPattern {
             return Ok(HostPattern {
                 text,
                 host: HostMatch::Any,
-                port: None,
+                port: PortMatch::Any,
             });
         }
         if text.contains("://") || text.contains('/') {
             return Err(err("give a host name (and optional port), not a URL"));
         }
         let (host, port) = match text.rsplit_once(':') {
+            Some((host, "*")) if !host.contains(':') => (host.to_owned(), PortMatch::Any),
             Some((host, port)) if !host.contains(':') => {
-                let port = port.parse().map_err(|_| err("the port is not a number"))?;
-                (host.to_owned(), Some(port))
+                let port = port
+                    .parse()
+                    .map_err(|_| err("the port is not a number (or `*` for any port)"))?;
+                (host.to_owned(), PortMatch::Exact(port))
             }
-            _ => (text.clone(), None),
+            _ => (text.clone(), PortMatch::Default),
         };
+        let host = host.strip_suffix('.').unwrap_or(&host).to_owned();
         if host.is_empty() {
             return Err(err("the host is empty"));
         }
@@ -79,13 +93,19 @@ impl HostPattern {
 
     /// Whether a request to `host:port` matches this pattern.
     pub fn matches(&self, host: &str, port: u16) -> bool {
-        if self.port.is_some_and(|p| p != port) {
+        let port_ok = match self.port {
+            PortMatch::Default => port == 80 || port == 443,
+            PortMatch::Exact(p) => p == port,
+            PortMatch::Any => true,
+        };
+        if !port_ok {
             return false;
         }
         let host = host.to_ascii_lowercase();
+        let host = host.strip_suffix('.').unwrap_or(&host);
         match &self.host {
             HostMatch::Any => true,
-            HostMatch::Exact(h) => *h == host,
+            HostMatch::Exact(h) => h == host,
             HostMatch::Suffix(s) => host.ends_with(s.as_str()),
         }
     }
@@ -113,6 +133,8 @@ pub enum DenyReason {
     NotRequested,
     /// The plugin requested it but the admin has not granted it.
     NotGranted,
+    /// The URL carries `user@` credentials in its authority, which are never allowed.
+    UserInfo,
 }
 
 impl HostPolicy {
@@ -149,7 +171,13 @@ impl fmt::Display for Denial {
             DenyReason::NotGranted => write!(
                 f,
                 "plugin {plugin} may not reach host {host}: the admin has not granted it; \
-                 allow it with `baton plugin grant {plugin_name} --host {host}`"
+                 allow it with `baton plugin grant {plugin_name} --host {host}` (or \
+                 `--grant-host {host}` when invoking a local .wasm)"
+            ),
+            DenyReason::UserInfo => write!(
+                f,
+                "plugin {plugin} may not send a request to {host}: credentials in the URL \
+                 (`user@host`) are refused; send them in a header instead"
             ),
             DenyReason::NotRequested => write!(
                 f,
@@ -219,6 +247,15 @@ impl WasiHttpHooks for NetGuard {
 
 impl NetGuard {
     fn admit(&self, authority: Option<&Authority>, is_https: bool) -> Result<(), Denial> {
+        // `user@host` would be checked as `host` but connected to as the whole string.
+        if let Some(a) = authority.filter(|a| a.as_str().contains('@')) {
+            return Err(Denial {
+                plugin: self.plugin.to_string(),
+                plugin_name: self.plugin_name.to_string(),
+                host: a.as_str().to_owned(),
+                reason: DenyReason::UserInfo,
+            });
+        }
         let (host, port) = match authority {
             Some(a) => (
                 a.host().trim_matches(['[', ']']).to_owned(),
@@ -259,6 +296,14 @@ mod tests {
         let p = policy(&["*"], &["api.example.com:8443"]);
         assert_eq!(p.check("api.example.com", 8443), Ok(()));
         assert_eq!(p.check("api.example.com", 443), Err(DenyReason::NotGranted));
+        // No port means the default ports only; `:*` means any.
+        let p = policy(&["*"], &["api.example.com", "db.example.com:*"]);
+        assert_eq!(
+            p.check("api.example.com", 6379),
+            Err(DenyReason::NotGranted)
+        );
+        assert_eq!(p.check("api.example.com.", 443), Ok(()));
+        assert_eq!(p.check("db.example.com", 6379), Ok(()));
         let p = policy(&["api.example.com"], &["*"]);
         assert_eq!(
             p.check("other.example.com", 443),
@@ -269,17 +314,17 @@ mod tests {
     #[test]
     fn wildcards_match_subdomains_only() {
         let p = HostPattern::parse("*.example.com").unwrap();
-        assert!(p.matches("a.example.com", 1));
-        assert!(p.matches("a.b.example.com", 1));
-        assert!(!p.matches("example.com", 1));
-        assert!(!p.matches("badexample.com", 1));
+        assert!(p.matches("a.example.com", 443));
+        assert!(p.matches("a.b.example.com", 80));
+        assert!(!p.matches("example.com", 443));
+        assert!(!p.matches("badexample.com", 443));
     }
 
     #[test]
     fn rejects_malformed_patterns_with_a_reason() {
         for (bad, why) in [
             ("https://x.com", "not a URL"),
-            ("x.com:http", "port"),
+            ("x.com:http", "port is not a number"),
             ("a*.com", "wildcard"),
             ("", "empty"),
             ("x y", "letters"),
@@ -300,5 +345,22 @@ mod tests {
         let text = d.to_string();
         assert!(text.contains("http@0.1.0"));
         assert!(text.contains("baton plugin grant http --host api.example.com"));
+    }
+
+    #[test]
+    fn credentials_in_the_authority_are_refused() {
+        let guard = NetGuard {
+            plugin: "http@0.1.0".into(),
+            plugin_name: "http".into(),
+            policy: Arc::new(policy(&["*"], &["api.example.com"])),
+            denials: Default::default(),
+            request_timeout: std::time::Duration::from_secs(1),
+        };
+        let sneaky: Authority = "evil@api.example.com".parse().unwrap();
+        let denial = guard.admit(Some(&sneaky), true).unwrap_err();
+        assert_eq!(denial.reason, DenyReason::UserInfo);
+        assert!(denial.to_string().contains("credentials in the URL"));
+        let plain: Authority = "api.example.com".parse().unwrap();
+        assert!(guard.admit(Some(&plain), true).is_ok());
     }
 }

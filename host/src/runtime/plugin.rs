@@ -5,7 +5,7 @@ use super::bindings::connector::{ConnectorPre, baton::plugin::types as wit};
 use super::bindings::rule::RulePre;
 use super::call::{CallState, LogBuffer, MemoryLimiter};
 use super::capture::Capture;
-use super::failure::{check_input, plugin_failure, sandbox_failure, wrong_world};
+use super::failure::{plugin_failure, refuse_oversized_input, sandbox_failure, wrong_world};
 use super::redact::{Redact, redact_invocation};
 use super::{
     CallContext, Decision, Failure, Grants, Invocation, Limits, Redactor, RuntimeError, net,
@@ -78,7 +78,7 @@ impl PreparedPlugin {
         let Prepared::Connector(pre) = &self.prepared else {
             return wrong_world(&grants, "invoke", "a rule");
         };
-        if let Some(early) = check_input(&grants, limits, input) {
+        if let Some(early) = refuse_oversized_input(&grants, limits, input) {
             return early;
         }
         let ctx = wit::CallContext {
@@ -120,7 +120,7 @@ impl PreparedPlugin {
         let Prepared::Rule(pre) = &self.prepared else {
             return wrong_world(&grants, "evaluate", "a connector");
         };
-        if let Some(early) = check_input(&grants, limits, input) {
+        if let Some(early) = refuse_oversized_input(&grants, limits, input) {
             return early;
         }
         self.run(grants, limits, async |store| {
@@ -144,12 +144,24 @@ impl PreparedPlugin {
         F: AsyncFnOnce(&mut Store<CallState>) -> wasmtime::Result<Result<T, wit::Failure>>,
     {
         let started = Instant::now();
-        let stdout = Capture::new(MAX_STDIO_BYTES);
-        let stderr = Capture::new(MAX_STDIO_BYTES);
+        // Truncation must not leave the start of a secret behind at the cut.
+        let longest_secret = grants.secrets.values().map(String::len).max().unwrap_or(0);
+        let stdout = Capture::new(MAX_STDIO_BYTES, longest_secret);
+        let stderr = Capture::new(MAX_STDIO_BYTES, longest_secret);
         let kind = self.kind();
         let mut store = self.new_store(kind, grants.clone(), limits, &stdout, &stderr, started);
 
-        let outcome = f(&mut store).await;
+        // The epoch callback stops a guest that computes past its deadline; this stops
+        // one that waits past it in the host (a sleep, a slow server).
+        let outcome = match tokio::time::timeout(limits.timeout, f(&mut store)).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                store.data_mut().timed_out = true;
+                Err(wasmtime::format_err!(
+                    "the call passed its deadline while waiting"
+                ))
+            }
+        };
 
         let fuel_used = (kind == PluginKind::Rule)
             .then(|| limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0)));

@@ -96,6 +96,9 @@ pub(super) fn redact_invocation<T: Redact>(call: &mut Invocation<T>, redactor: &
     call.logs
         .iter_mut()
         .for_each(|l| redactor.apply_in_place(&mut l.message));
+    call.denied
+        .iter_mut()
+        .for_each(|d| redactor.apply_in_place(d));
     redactor.apply_in_place(&mut call.stdout);
     redactor.apply_in_place(&mut call.stderr);
 }

@@ -18,6 +18,7 @@ baton_sdk::connector! {
         "big-output" => big_output: "Return a string of `bytes` bytes",
         "print-flood" => print_flood: "Print `bytes` bytes to stdout, then succeed",
         "counter" => counter: "Count calls in a static: 1 every time if instances are fresh",
+        "sleep" => sleep: "Sleep for an hour (waiting in the host, not computing)",
         "http" => fetch: "GET a URL through the SDK",
         "read-file" => read_file: "Try to read a file",
         "read-env" => read_env: "Try to read an environment variable",
@@ -89,6 +90,11 @@ static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0
 
 fn counter(_ctx: &Call, _input: Empty) -> Result<u32, Failure> {
     Ok(CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1)
+}
+
+fn sleep(_ctx: &Call, _input: Empty) -> Result<u32, Failure> {
+    std::thread::sleep(std::time::Duration::from_secs(3600));
+    Ok(0)
 }
 
 fn print_flood(_ctx: &Call, input: BigIn) -> Result<usize, Failure> {
