@@ -8,7 +8,7 @@ use super::RegistryError;
 use super::schema::{self, ActionSchemas};
 use crate::manifest::{PluginKind, PluginManifest};
 use crate::runtime::{
-    CallContext, Failure, FailureOrigin, Grants, Invocation, Limits, LogLine, PreparedPlugin,
+    CallContext, Failure, Grants, Invocation, Limits, LogLine, PreparedPlugin,
     refuse_oversized_input,
 };
 use serde::Serialize;
@@ -169,16 +169,16 @@ impl LoadedPlugin {
         validator: &jsonschema::Validator,
         text: &str,
     ) -> Result<serde_json::Value, Failure> {
-        let bad = |problems: Vec<String>| Failure {
-            code: "invalid_output".into(),
-            message: format!(
-                "plugin {} returned output for action {action} that breaks its own output schema: {}",
-                self.manifest.id(),
-                problems.join("; ")
-            ),
-            retryable: false,
-            details: None,
-            origin: FailureOrigin::Sandbox,
+        let bad = |problems: Vec<String>| {
+            Failure::sandbox(
+                "invalid_output",
+                format!(
+                    "plugin {} returned output for action {action} that breaks its own output schema: {}",
+                    self.manifest.id(),
+                    problems.join("; ")
+                ),
+                false,
+            )
         };
         let value = schema::parse_json(text).map_err(|p| bad(vec![p]))?;
         let problems = schema::violations(validator, &value);
@@ -200,18 +200,16 @@ impl LoadedPlugin {
             .map(|a| a.outcomes.as_slice())
             .unwrap_or_default();
         if !outcomes.contains(&decision.outcome) {
-            return Err(Failure {
-                code: "invalid_decision".into(),
-                message: format!(
+            return Err(Failure::sandbox(
+                "invalid_decision",
+                format!(
                     "rule {}/{rule} returned outcome `{}`, which is not one of its declared outcomes ({})",
                     self.manifest.id(),
                     decision.outcome,
                     outcomes.join(", ")
                 ),
-                retryable: false,
-                details: None,
-                origin: FailureOrigin::Sandbox,
-            });
+                false,
+            ));
         }
         Ok(serde_json::to_value(decision).expect("decisions serialise"))
     }
