@@ -3,6 +3,8 @@
 //! The library behind the `baton` binary, one module per layer (see DESIGN.md, "Layout").
 //! Dependencies point down this list only:
 //!
+//! - [`engine`]: workflow definitions, the interpreter, scheduler and durable run state
+//!   (uses the registry to call plugins and the store to persist);
 //! - [`registry`]: plugin install, signature checks, grants, upgrades and invocation
 //!   (uses the runtime and the store);
 //! - [`runtime`]: wasmtime: compile, limit, invoke (knows nothing of workflows or redb);
@@ -11,6 +13,7 @@
 //! [`config`] holds the server configuration every layer reads its settings from.
 
 pub mod config;
+pub mod engine;
 pub mod manifest;
 pub mod registry;
 pub mod runtime;

@@ -9,7 +9,7 @@
 
 mod grants;
 mod loaded;
-mod schema;
+pub(crate) mod schema;
 pub mod signing;
 mod validate;
 
@@ -98,6 +98,35 @@ pub enum RegistryError {
     },
     #[error("invalid plugin reference `{0}`: expected NAME or NAME@VERSION")]
     InvalidReference(String),
+    #[error(
+        "{plugin} is not the build this run was started with (it expects {expected}, the installed \
+         one is {found}); it was removed and installed again with other bytes"
+    )]
+    PinChanged {
+        plugin: String,
+        expected: String,
+        found: String,
+    },
+}
+
+impl RegistryError {
+    /// A stable, machine-readable name for the kind of error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RegistryError::Runtime(_) => "runtime",
+            RegistryError::Store(_) => "storage",
+            RegistryError::Signature(_) => "signature",
+            RegistryError::InvalidManifest { .. } => "invalid_manifest",
+            RegistryError::UnknownPlugin { .. } => "unknown_plugin",
+            RegistryError::UnknownVersion { .. } => "unknown_version",
+            RegistryError::UnknownAction { .. } => "unknown_action",
+            RegistryError::InvalidInput { .. } => "invalid_input",
+            RegistryError::InvalidGrant { .. } => "invalid_grant",
+            RegistryError::PublisherChanged { .. } => "publisher_changed",
+            RegistryError::InvalidReference(_) => "invalid_reference",
+            RegistryError::PinChanged { .. } => "plugin_changed",
+        }
+    }
 }
 
 fn list_hint(label: &str, items: &[String]) -> String {
@@ -365,7 +394,47 @@ impl Registry {
         input: &str,
         context: &CallContext,
     ) -> Result<CallReport, RegistryError> {
+        self.call_checked(target, None, action, input, context)
+            .await
+    }
+
+    /// Calls `action` of exactly `name@version`, provided it is still the build with
+    /// `digest` (a workflow run calls the plugin versions it started with).
+    pub async fn call_pinned(
+        &self,
+        name: &str,
+        version: &str,
+        digest: &str,
+        action: &str,
+        input: &str,
+        context: &CallContext,
+    ) -> Result<CallReport, RegistryError> {
+        let target = PluginRef {
+            name: name.to_owned(),
+            version: Some(version.to_owned()),
+        };
+        self.call_checked(&target, Some(digest), action, input, context)
+            .await
+    }
+
+    async fn call_checked(
+        &self,
+        target: &PluginRef,
+        digest: Option<&str>,
+        action: &str,
+        input: &str,
+        context: &CallContext,
+    ) -> Result<CallReport, RegistryError> {
         let callable = self.callable(target)?;
+        if let Some(expected) = digest
+            && callable.plugin.digest != expected
+        {
+            return Err(RegistryError::PinChanged {
+                plugin: target.to_string(),
+                expected: expected.to_owned(),
+                found: callable.plugin.digest.clone(),
+            });
+        }
         callable
             .plugin
             .call(

@@ -97,6 +97,8 @@ pub enum FailureOrigin {
     Plugin,
     /// The sandbox stopped it: deadline, memory, fuel, trap, size limits, denials.
     Sandbox,
+    /// The workflow engine: an expression that failed, a step timeout, a `fail` step.
+    Engine,
 }
 
 /// Why a call did not produce an output. Plugin failures and sandbox failures share
@@ -112,6 +114,17 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// A failure the workflow engine decided on (not the plugin, not the sandbox).
+    pub fn engine(code: &str, message: impl Into<String>, retryable: bool) -> Failure {
+        Failure {
+            code: code.to_owned(),
+            message: message.into(),
+            retryable,
+            details: None,
+            origin: FailureOrigin::Engine,
+        }
+    }
+
     pub(crate) fn sandbox(code: &str, message: String, retryable: bool) -> Failure {
         Failure {
             code: code.to_owned(),

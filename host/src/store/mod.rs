@@ -4,9 +4,15 @@
 //! builds a key or opens a table.
 
 mod records;
+mod runs;
 mod tables;
 
 pub use records::{CorrectionRecord, GrantRecord, LimitSettings, PluginRecord, Signer};
+pub use runs::{EventHead, RunBatch, RunIndex, RunQuery, StoredEvent, TimerEntry};
+
+/// The layout version this build writes. A database with a higher version was written
+/// by a newer Baton and is refused rather than misread.
+pub const FORMAT_VERSION: u32 = 1;
 
 use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{Serialize, de::DeserializeOwned};
@@ -36,6 +42,17 @@ pub enum StoreError {
     },
     #[error("{0} is already installed with a different digest; publish a new version instead")]
     VersionConflict(String),
+    #[error("record {key} in table {table} is malformed")]
+    Malformed { table: &'static str, key: String },
+    #[error(
+        "database {path} was written by a newer Baton (format version {found}); this build \
+         reads format version {supported} and older: upgrade baton, or point --data at another directory"
+    )]
+    NewerFormat {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
 }
 
 macro_rules! redb_err {
@@ -79,12 +96,35 @@ impl Store {
             source,
         })?;
         let txn = db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let found = meta
+                .get("format_version")?
+                .and_then(|v| <[u8; 4]>::try_from(v.value()).ok())
+                .map(u32::from_be_bytes);
+            match found {
+                Some(found) if found > FORMAT_VERSION => {
+                    return Err(StoreError::NewerFormat {
+                        path: path.to_owned(),
+                        found,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert("format_version", FORMAT_VERSION.to_be_bytes().as_slice())?;
+                }
+            }
+        }
         txn.open_table(PLUGIN_BLOBS)?;
         txn.open_table(COMPILED_ARTIFACTS)?;
         txn.open_table(PLUGIN_VERSIONS)?;
         txn.open_table(PLUGIN_GRANTS)?;
         txn.open_table(PLUGIN_SECRETS)?;
         txn.open_table(CORRECTIONS)?;
+        txn.open_table(WORKFLOWS)?;
+        // Opening the run tables creates them, so readers never meet a missing table.
+        RunBatch::create_tables(&txn)?;
         txn.commit()?;
         Ok(Store { db: Arc::new(db) })
     }

@@ -30,3 +30,55 @@ pub const PLUGIN_SECRETS: TableDefinition<(&str, &str), &str> =
 /// The sequence grows, so a reverse scan yields the newest first.
 pub const CORRECTIONS: TableDefinition<(&str, &str, u64), &[u8]> =
     TableDefinition::new("corrections");
+
+/// Database-wide settings, by name. Holds `format_version` (u32, big-endian).
+pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+/// Applied workflow definitions by (name, version) → the engine's workflow record.
+/// Versions count up from 1 and are never rewritten.
+pub const WORKFLOWS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("workflows");
+
+/// Runs by id → the engine's run record. Run ids sort by start time.
+pub const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
+
+/// Step states by (run id, step path) → the engine's step record. A path is the step id,
+/// prefixed inside a for-each iteration (`lines[3].check`).
+pub const RUN_STEPS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("run_steps");
+
+/// Each run's append-only event log by (run id, sequence) → 32-byte hash ++ event JSON.
+pub const RUN_EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("run_events");
+
+/// The chain head of each run's log: run id → sequence (u64, big-endian) ++ hash. Lets
+/// `audit verify` notice events cut off the end of a log.
+pub const RUN_HEADS: TableDefinition<&str, &[u8]> = TableDefinition::new("run_heads");
+
+/// Index: (status, run id).
+pub const RUNS_BY_STATUS: TableDefinition<(&str, &str), ()> =
+    TableDefinition::new("runs_by_status");
+
+/// Index: (workflow name, run id).
+pub const RUNS_BY_WORKFLOW: TableDefinition<(&str, &str), ()> =
+    TableDefinition::new("runs_by_workflow");
+
+/// Index: (business key, run id).
+pub const RUNS_BY_KEY: TableDefinition<(&str, &str), ()> = TableDefinition::new("runs_by_key");
+
+/// Idempotency keys of run starts by (workflow name, key) → run id.
+pub const IDEMPOTENCY_KEYS: TableDefinition<(&str, &str), &str> =
+    TableDefinition::new("idempotency_keys");
+
+/// Durable timers by (due unix ms, run id, step path). Retries, waits and due times.
+pub const TIMERS: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("timers");
+
+/// Steps waiting for an external event by (event name, business key, run id, step path).
+pub const EVENT_WAITS: TableDefinition<(&str, &str, &str, &str), ()> =
+    TableDefinition::new("event_waits");
+
+/// External events that arrived before any step waited for them, by (name, key, sequence)
+/// → the engine's event message.
+pub const EVENT_BUFFER: TableDefinition<(&str, &str, u64), &[u8]> =
+    TableDefinition::new("event_buffer");
+
+/// Messages for a run (operator commands, decisions, events) by (run id, sequence),
+/// written durably before the run acts on them and removed in the transition that does.
+pub const RUN_INBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("run_inbox");

@@ -1,0 +1,264 @@
+//! Each run's append-only, hash-chained event log, and its verification.
+//!
+//! An event's stored bytes are the JSON of [`Event`], whose `prev` field is the hash of
+//! the event before it (all zeros for the first). Its hash is the sha256 of exactly
+//! those bytes. The run's chain head (last sequence number and hash) is stored beside
+//! the log, so editing, reordering, deleting or cutting off events all break the chain.
+
+use crate::runtime::Failure;
+use crate::store::{EventHead, Store, StoreError, StoredEvent};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// One entry of a run's log.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Event {
+    pub seq: u64,
+    pub at_ms: u64,
+    /// Hex sha256 of the previous event's bytes.
+    pub prev: String,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// What happened.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    RunStarted {
+        workflow: String,
+        version: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
+        input: serde_json::Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        actor: Option<String>,
+    },
+    StepScheduled {
+        path: String,
+        generation: u32,
+    },
+    AttemptStarted {
+        path: String,
+        attempt: u32,
+    },
+    StepCompleted {
+        path: String,
+        output: serde_json::Value,
+    },
+    AttemptFailed {
+        path: String,
+        attempt: u32,
+        failure: Failure,
+    },
+    RetryScheduled {
+        path: String,
+        attempt: u32,
+        at_ms: u64,
+    },
+    StepFailed {
+        path: String,
+        failure: Failure,
+    },
+    Parked {
+        path: String,
+        /// What it waits for: `timer`, `event NAME`, `human task`, `exception`.
+        on: String,
+    },
+    Resumed {
+        path: String,
+        by: String,
+    },
+    Decision {
+        path: String,
+        outcome: String,
+        actor: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
+    },
+    EventReceived {
+        path: String,
+        name: String,
+        key: String,
+    },
+    /// An operator command: cancel, pause, resume, retry, resolve, restart.
+    Operator {
+        action: String,
+        actor: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    /// A command that arrived when the run could no longer act on it.
+    Refused {
+        action: String,
+        actor: String,
+        reason: String,
+    },
+    RunFinished {
+        status: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<serde_json::Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure: Option<super::state::RunFailure>,
+    },
+}
+
+/// Builds the next event of a chain whose head is `head` (`None`: the first).
+pub fn chain(head: Option<&EventHead>, at_ms: u64, kind: EventKind) -> StoredEvent {
+    let (seq, prev) = match head {
+        Some(h) => (h.seq + 1, hex::encode(h.hash)),
+        None => (0, hex::encode([0u8; 32])),
+    };
+    let event = Event {
+        seq,
+        at_ms,
+        prev,
+        kind,
+    };
+    let body = serde_json::to_vec(&event).expect("events are plain data");
+    StoredEvent {
+        seq,
+        hash: Sha256::digest(&body).into(),
+        body,
+    }
+}
+
+/// The head after `event`.
+pub fn head_of(event: &StoredEvent) -> EventHead {
+    EventHead {
+        seq: event.seq,
+        hash: event.hash,
+    }
+}
+
+/// The result of checking every run's chain.
+#[derive(Debug, Serialize)]
+pub struct AuditReport {
+    pub runs: usize,
+    pub events: usize,
+    /// The first broken link, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broken: Option<BrokenLink>,
+}
+
+/// Where a chain breaks and how.
+#[derive(Debug, Serialize)]
+pub struct BrokenLink {
+    pub run: String,
+    pub seq: u64,
+    pub problem: String,
+}
+
+#[derive(Debug)]
+enum Stop {
+    Broken(BrokenLink),
+    Store(StoreError),
+}
+
+impl From<StoreError> for Stop {
+    fn from(e: StoreError) -> Self {
+        Stop::Store(e)
+    }
+}
+
+/// Checks every run's event chain; stops at the first broken link.
+pub fn verify(store: &Store) -> Result<AuditReport, StoreError> {
+    let mut events = 0;
+    let outcome = store.each_event_log(|run, log, head| {
+        events += log.len();
+        check_chain(run, &log, head.as_ref()).map_err(Stop::Broken)
+    });
+    match outcome {
+        Ok(runs) => Ok(AuditReport {
+            runs,
+            events,
+            broken: None,
+        }),
+        Err(Stop::Broken(link)) => Ok(AuditReport {
+            runs: 0,
+            events,
+            broken: Some(link),
+        }),
+        Err(Stop::Store(e)) => Err(e),
+    }
+}
+
+fn check_chain(run: &str, log: &[StoredEvent], head: Option<&EventHead>) -> Result<(), BrokenLink> {
+    let broken = |seq: u64, problem: String| BrokenLink {
+        run: run.to_owned(),
+        seq,
+        problem,
+    };
+    let mut prev = [0u8; 32];
+    for (expected_seq, event) in (0u64..).zip(log) {
+        if event.seq != expected_seq {
+            return Err(broken(
+                expected_seq,
+                format!("event {expected_seq} is missing (the next stored is {})", event.seq),
+            ));
+        }
+        let actual: [u8; 32] = Sha256::digest(&event.body).into();
+        if actual != event.hash {
+            return Err(broken(event.seq, "the event's content does not match its hash (edited)".into()));
+        }
+        let parsed: Event = serde_json::from_slice(&event.body)
+            .map_err(|e| broken(event.seq, format!("the event is unreadable: {e}")))?;
+        if parsed.seq != event.seq {
+            return Err(broken(event.seq, format!("the event says it is number {} (moved)", parsed.seq)));
+        }
+        if parsed.prev != hex::encode(prev) {
+            return Err(broken(event.seq, "the event does not follow the one before it (reordered or replaced)".into()));
+        }
+        prev = event.hash;
+    }
+    match (head, log.last()) {
+        (None, None) => Ok(()),
+        (Some(h), Some(last)) if h.seq == last.seq && h.hash == last.hash => Ok(()),
+        (Some(h), Some(last)) => Err(broken(
+            last.seq,
+            format!("the log ends at event {} but its recorded head is event {} (events cut off the end)", last.seq, h.seq),
+        )),
+        (Some(h), None) => Err(broken(0, format!("the log is empty but its recorded head is event {}", h.seq))),
+        (None, Some(_)) => Err(broken(0, "the log has no recorded head".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(n: usize) -> Vec<StoredEvent> {
+        let mut out: Vec<StoredEvent> = Vec::new();
+        for i in 0..n {
+            let head = out.last().map(head_of);
+            out.push(chain(head.as_ref(), i as u64, EventKind::StepScheduled { path: format!("s{i}"), generation: 0 }));
+        }
+        out
+    }
+
+    #[test]
+    fn an_intact_chain_verifies_and_every_tampering_is_found() {
+        let events = log(4);
+        let head = head_of(events.last().unwrap());
+        assert!(check_chain("r", &events, Some(&head)).is_ok());
+
+        let mut edited = events.clone();
+        edited[1].body = String::from_utf8(edited[1].body.clone()).unwrap().replace("s1", "sX").into_bytes();
+        assert_eq!(check_chain("r", &edited, Some(&head)).unwrap_err().seq, 1);
+
+        let mut deleted = events.clone();
+        deleted.remove(2);
+        assert!(check_chain("r", &deleted, Some(&head)).unwrap_err().problem.contains("missing"));
+
+        let cut = &events[..3];
+        assert!(check_chain("r", cut, Some(&head)).unwrap_err().problem.contains("cut off"));
+
+        let mut swapped = events.clone();
+        let (a, b) = (swapped[1].clone(), swapped[2].clone());
+        swapped[1] = StoredEvent { seq: 1, ..b };
+        swapped[2] = StoredEvent { seq: 2, ..a };
+        assert!(check_chain("r", &swapped, Some(&head)).is_err());
+    }
+}

@@ -1,0 +1,276 @@
+//! jq expressions (through the `jaq` crates): compiled once when a definition is applied,
+//! evaluated against a run's context many times.
+
+use jaq_core::load::{Arena, File, Loader};
+use jaq_core::{Compiler, Ctx, ValT, Vars, data, unwrap_valr};
+pub use jaq_json::Val;
+use serde::Deserialize;
+use std::fmt;
+
+type Filter = jaq_core::Filter<data::JustLut<Val>>;
+
+/// A compiled jq expression.
+pub struct Expr {
+    source: String,
+    filter: Filter,
+}
+
+impl fmt::Debug for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Expr({:?})", self.source)
+    }
+}
+
+impl Expr {
+    /// Parses and compiles `source`. The error says what is wrong and at which column.
+    pub fn compile(source: &str) -> Result<Expr, String> {
+        let loader = Loader::new(
+            jaq_core::defs()
+                .chain(jaq_std::defs())
+                .chain(jaq_json::defs()),
+        );
+        let arena = Arena::default();
+        let modules = loader
+            .load(&arena, File { code: source, path: () })
+            .map_err(|errors| {
+                let mut problems = Vec::new();
+                for (_, error) in errors {
+                    match error {
+                        jaq_core::load::Error::Io(e) => {
+                            problems.extend(e.into_iter().map(|(_, m)| m));
+                        }
+                        jaq_core::load::Error::Lex(e) => problems.extend(
+                            e.into_iter()
+                                .map(|(expected, at)| located(source, expected.as_str(), at)),
+                        ),
+                        jaq_core::load::Error::Parse(e) => problems.extend(
+                            e.into_iter()
+                                .map(|(expected, at)| located(source, expected.as_str(), at)),
+                        ),
+                    }
+                }
+                problems.join("; ")
+            })?;
+        let filter = Compiler::default()
+            .with_funs(
+                jaq_core::funs::<data::JustLut<Val>>()
+                    .chain(jaq_std::funs())
+                    .chain(jaq_json::funs()),
+            )
+            .compile(modules)
+            .map_err(|errors| {
+                let mut problems = Vec::new();
+                for (_, undefined) in errors {
+                    for (name, what) in undefined {
+                        let what = match what {
+                            jaq_core::compile::Undefined::Var => "variable",
+                            jaq_core::compile::Undefined::Label => "label",
+                            jaq_core::compile::Undefined::Mod => "module",
+                            _ => "function",
+                        };
+                        problems.push(format!(
+                            "unknown {what} `{name}` at column {}",
+                            column(source, name)
+                        ));
+                    }
+                }
+                problems.join("; ")
+            })?;
+        Ok(Expr {
+            source: source.to_owned(),
+            filter,
+        })
+    }
+
+    /// The expression as written.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The expression's first output for `input`. No output, or a jq error, is an error.
+    pub fn eval(&self, input: &Val) -> Result<Val, String> {
+        let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, Vars::new([]));
+        match self.filter.id.run((ctx, input.clone())).map(unwrap_valr).next() {
+            Some(Ok(value)) => Ok(value),
+            Some(Err(e)) => Err(format!("`{}` failed: {e}", self.source)),
+            None => Err(format!("`{}` produced no value", self.source)),
+        }
+    }
+
+    /// Evaluates a condition: jq truthiness (everything but `false` and `null` is true).
+    pub fn test(&self, input: &Val) -> Result<bool, String> {
+        self.eval(input).map(|v| v.as_bool())
+    }
+}
+
+/// Where in `source` the lexer or parser stopped, as a 1-based column.
+fn column(source: &str, at: &str) -> usize {
+    let offset = (at.as_ptr() as usize).saturating_sub(source.as_ptr() as usize);
+    source
+        .get(..offset.min(source.len()))
+        .map_or(1, |s| s.chars().count() + 1)
+}
+
+fn located(source: &str, expected: &str, at: &str) -> String {
+    let found = if at.is_empty() {
+        "the end".to_owned()
+    } else {
+        format!("`{}`", at.chars().take(12).collect::<String>())
+    };
+    format!(
+        "expected {expected} at column {} (found {found})",
+        column(source, at)
+    )
+}
+
+/// A JSON value as a jq value.
+pub fn to_val(value: &serde_json::Value) -> Val {
+    Val::deserialize(value).expect("every JSON value is a jq value")
+}
+
+/// A jq value as JSON. jq values that JSON cannot hold (byte strings, non-string object
+/// keys, NaN) are refused.
+pub fn to_json(value: &Val) -> Result<serde_json::Value, String> {
+    serde_json::from_str(&value.to_string())
+        .map_err(|_| format!("the value {value} cannot be written as JSON"))
+}
+
+/// A jq string value.
+pub fn string(s: &str) -> Val {
+    Val::from(s.to_owned())
+}
+
+/// A jq object from `(key, value)` pairs.
+pub fn object(entries: impl IntoIterator<Item = (Val, Val)>) -> Val {
+    Val::from_map(entries).expect("object keys are valid jq values")
+}
+
+/// The value under `key` of a jq object (null if absent or not an object).
+pub fn field(value: &Val, key: &str) -> Val {
+    match value {
+        Val::Obj(map) => map.get(&string(key)).cloned().unwrap_or(Val::Null),
+        _ => Val::Null,
+    }
+}
+
+/// `object` with `key` set to `value` (copy-on-write: other holders are unaffected).
+pub fn with_field(object: &Val, key: &str, value: Val) -> Val {
+    let mut map = match object {
+        Val::Obj(map) => (**map).clone(),
+        _ => Default::default(),
+    };
+    map.insert(string(key), value);
+    Val::obj(map)
+}
+
+/// A template: a JSON value whose string leaves are jq expressions. Numbers, booleans
+/// and null are taken literally; a literal string is written as a jq string (`'"text"'`).
+#[derive(Debug)]
+pub enum Template {
+    Expr(Expr),
+    Literal(Val),
+    Array(Vec<Template>),
+    Object(Vec<(String, Template)>),
+}
+
+impl Template {
+    /// Compiles every string leaf of `value`. An error names the leaf's path below
+    /// the template (`.document`, `.lines[2]`).
+    pub fn compile(value: &serde_json::Value) -> Result<Template, (String, String)> {
+        Self::compile_at(value, String::new())
+    }
+
+    fn compile_at(value: &serde_json::Value, path: String) -> Result<Template, (String, String)> {
+        Ok(match value {
+            serde_json::Value::String(s) => {
+                Template::Expr(Expr::compile(s).map_err(|e| (path, e))?)
+            }
+            serde_json::Value::Array(items) => Template::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| Self::compile_at(v, format!("{path}[{i}]")))
+                    .collect::<Result<_, _>>()?,
+            ),
+            serde_json::Value::Object(map) => Template::Object(
+                map.iter()
+                    .map(|(k, v)| {
+                        Ok::<_, (String, String)>((
+                            k.clone(),
+                            Self::compile_at(v, format!("{path}.{k}"))?,
+                        ))
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            literal => Template::Literal(to_val(literal)),
+        })
+    }
+
+    /// The template's value for `context`.
+    pub fn eval(&self, context: &Val) -> Result<Val, String> {
+        Ok(match self {
+            Template::Expr(e) => e.eval(context)?,
+            Template::Literal(v) => v.clone(),
+            Template::Array(items) => items
+                .iter()
+                .map(|t| t.eval(context))
+                .collect::<Result<Val, String>>()?,
+            Template::Object(entries) => object(
+                entries
+                    .iter()
+                    .map(|(k, t)| Ok((string(k), t.eval(context)?)))
+                    .collect::<Result<Vec<_>, String>>()?,
+            ),
+        })
+    }
+
+    /// Top-level keys of an object template (for checking an action's required fields).
+    pub fn keys(&self) -> Option<Vec<&str>> {
+        match self {
+            Template::Object(entries) => Some(entries.iter().map(|(k, _)| k.as_str()).collect()),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn evaluates_paths_and_arithmetic() {
+        let e = Expr::compile(".input.a + 1").unwrap();
+        let out = e.eval(&to_val(&json!({"input": {"a": 41}}))).unwrap();
+        assert_eq!(to_json(&out).unwrap(), json!(42));
+    }
+
+    #[test]
+    fn syntax_errors_name_the_column() {
+        let err = Expr::compile(".input | (").unwrap_err();
+        assert!(err.contains("column 11"), "{err}");
+        let err = Expr::compile(".a | nosuch(1)").unwrap_err();
+        assert!(err.contains("unknown function `nosuch`"), "{err}");
+        assert!(err.contains("column 6"), "{err}");
+    }
+
+    #[test]
+    fn templates_build_objects_and_keep_literals() {
+        let t = Template::compile(&json!({"doc": ".input.d", "n": 3, "text": "\"hi\"", "l": [".input.d", true]}))
+            .unwrap();
+        let out = t.eval(&to_val(&json!({"input": {"d": "x"}}))).unwrap();
+        assert_eq!(
+            to_json(&out).unwrap(),
+            json!({"doc": "x", "n": 3, "text": "hi", "l": ["x", true]})
+        );
+        let (path, _) = Template::compile(&json!({"a": {"b": ".x |"}})).unwrap_err();
+        assert_eq!(path, ".a.b");
+    }
+
+    #[test]
+    fn no_output_and_runtime_errors_are_errors() {
+        assert!(Expr::compile("empty").unwrap().eval(&Val::Null).unwrap_err().contains("no value"));
+        assert!(Expr::compile("error(\"boom\")").unwrap().eval(&Val::Null).unwrap_err().contains("boom"));
+        assert!(!Expr::compile(".missing").unwrap().test(&Val::Null).unwrap());
+    }
+}

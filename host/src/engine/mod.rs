@@ -1,0 +1,791 @@
+//! The workflow engine: definitions, the interpreter, the scheduler and durable state.
+//!
+//! - [`definition`] parses YAML/JSON, [`workflow`] checks and compiles it (jq through
+//!   [`expr`]);
+//! - [`run`] interprets one run: a task per live run, parked (out of memory) while it
+//!   only waits;
+//! - [`writer`] is the single redb writer that group-commits the transitions of many
+//!   runs per transaction; reads go to MVCC snapshots directly;
+//! - [`timers`] wakes runs whose retries, waits and timeouts are due;
+//! - [`audit`] keeps and checks each run's hash-chained event log.
+//!
+//! Invariants (DESIGN.md, "Durability"): a transition is committed before anything that
+//! depends on it happens; a step whose completion was committed never runs again, one
+//! that started but did not commit runs again with the same idempotency key; timers,
+//! waits and tasks are rows in redb, not tasks in memory.
+
+pub mod audit;
+pub mod definition;
+pub mod duration;
+pub mod expr;
+mod run;
+pub mod state;
+mod timers;
+pub mod workflow;
+mod writer;
+
+use crate::registry::{PluginRef, Registry, RegistryError};
+use crate::store::{RunQuery, Store, StoreError};
+use audit::{EventKind, chain, head_of};
+use definition::Format;
+use duration::now_ms;
+use run::{Live, Loaded, WAKE_INBOX, WAKE_TIMER};
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use state::*;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{broadcast, oneshot};
+use workflow::{ActionInfo, Catalog, InvalidDefinition, Workflow};
+use writer::{Job, StartJob, Writer, encode};
+
+pub use run::key_string;
+
+/// Errors from the engine, each saying what was wrong and where.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    InvalidDefinition(#[from] InvalidDefinition),
+    #[error("no workflow named `{name}` is applied{}", hint(.applied))]
+    UnknownWorkflow { name: String, applied: Vec<String> },
+    #[error("workflow `{name}` has no version {version} (versions 1 to {latest})")]
+    UnknownVersion {
+        name: String,
+        version: u32,
+        latest: u32,
+    },
+    #[error("the input does not match the input_schema of workflow `{workflow}`:\n  {}", .problems.join("\n  "))]
+    InvalidInput {
+        workflow: String,
+        problems: Vec<String>,
+    },
+    #[error("the business key of workflow `{workflow}` (`{expr}`): {message}")]
+    InvalidKey {
+        workflow: String,
+        expr: String,
+        message: String,
+    },
+    #[error("workflow `{workflow}` calls plugin `{plugin}`, which cannot be used: {source}")]
+    PluginUnavailable {
+        workflow: String,
+        plugin: String,
+        #[source]
+        source: RegistryError,
+    },
+    #[error("no run {0}")]
+    UnknownRun(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("timed out after {0:?} waiting for the run")]
+    WaitTimedOut(Duration),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the engine cannot write: {0}")]
+    Writer(String),
+}
+
+fn hint(applied: &[String]) -> String {
+    if applied.is_empty() {
+        " (none is applied yet: `baton workflow apply FILE`)".into()
+    } else {
+        format!(" (applied: {})", applied.join(", "))
+    }
+}
+
+/// What `apply` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Applied {
+    pub name: String,
+    pub version: u32,
+    /// False when the same text was already the newest version.
+    pub created: bool,
+    pub steps: usize,
+    pub plugins: Vec<String>,
+}
+
+/// A request to start a run.
+#[derive(Debug, Clone, Default)]
+pub struct StartRun {
+    pub workflow: String,
+    /// `None`: the newest version.
+    pub version: Option<u32>,
+    pub input: Value,
+    pub idempotency_key: Option<String>,
+    pub actor: Option<String>,
+}
+
+/// A started (or, for a used idempotency key, an existing) run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Started {
+    pub run_id: String,
+    /// True when the idempotency key was used before: nothing new was started.
+    pub existing: bool,
+}
+
+/// A change of a run's status, as broadcast to watchers.
+#[derive(Debug, Clone)]
+pub struct RunUpdate {
+    pub run_id: String,
+    pub status: RunStatus,
+}
+
+/// State shared by the engine's handle and every live run.
+pub(crate) struct Inner {
+    store: Store,
+    registry: Arc<Registry>,
+    writer: Writer,
+    timers: timers::Timers,
+    live: Mutex<HashMap<String, Arc<Live>>>,
+    workflows: Mutex<HashMap<(String, u32), Arc<Workflow>>>,
+    latest: Mutex<HashMap<String, u32>>,
+    updates: broadcast::Sender<RunUpdate>,
+}
+
+/// The workflow engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Engine {
+    /// Starts the engine on the registry's store: the writer, the timers, and every run
+    /// that was in flight when the process last stopped. Must be called inside a tokio
+    /// runtime.
+    pub fn start(registry: Arc<Registry>) -> Result<Engine, EngineError> {
+        let store = registry.store().clone();
+        let (updates, _) = broadcast::channel(4096);
+        let inner = Arc::new(Inner {
+            writer: Writer::start(store.clone()),
+            store,
+            registry,
+            timers: timers::Timers::default(),
+            live: Mutex::new(HashMap::new()),
+            workflows: Mutex::new(HashMap::new()),
+            latest: Mutex::new(HashMap::new()),
+            updates,
+        });
+        for timer in inner.store.timers()? {
+            inner.timers.add(timer.due_ms, &timer.run);
+        }
+        let mut resume = inner.store.runs_with_status(RunStatus::Running.as_str())?;
+        resume.extend(inner.store.runs_with_inbox()?);
+        for run in resume {
+            inner.wake(&run, WAKE_INBOX);
+        }
+        tokio::spawn(fire_timers(Arc::downgrade(&inner)));
+        Ok(Engine { inner })
+    }
+
+    /// The store the engine writes to.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    // ---- definitions ----
+
+    /// Checks and stores a definition. `file` names it in errors and decides the format
+    /// (`.json` is JSON, anything else YAML). Identical text adds no new version.
+    pub fn apply(&self, file: &str, source: &str) -> Result<Applied, EngineError> {
+        let format = Format::from_file_name(file);
+        let catalog = Installed(&self.inner.registry);
+        let compiled = workflow::compile(file, source, format, 0, Some(&catalog))?;
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(source.as_bytes())));
+        let name = compiled.name.clone();
+        let (version, created) = self.inner.store.add_workflow_version(
+            &name,
+            |existing: &WorkflowRecord| existing.source_digest == digest,
+            |version| WorkflowRecord {
+                name: name.clone(),
+                version,
+                file: file.to_owned(),
+                format,
+                source: source.to_owned(),
+                source_digest: digest.clone(),
+                applied_at_ms: now_ms(),
+            },
+        )?;
+        let applied = Applied {
+            name: name.clone(),
+            version,
+            created,
+            steps: compiled.steps.len(),
+            plugins: compiled.plugins.iter().cloned().collect(),
+        };
+        let compiled = Workflow {
+            version,
+            ..compiled
+        };
+        self.inner
+            .workflows
+            .lock()
+            .expect("workflows lock")
+            .insert((name.clone(), version), Arc::new(compiled));
+        self.inner.latest.lock().expect("latest lock").insert(name, version);
+        Ok(applied)
+    }
+
+    /// The newest version of every workflow.
+    pub fn workflows(&self) -> Result<Vec<WorkflowRecord>, EngineError> {
+        Ok(self.inner.store.latest_workflows()?)
+    }
+
+    /// Every version of workflow `name`, oldest first.
+    pub fn workflow_versions(&self, name: &str) -> Result<Vec<WorkflowRecord>, EngineError> {
+        let versions: Vec<WorkflowRecord> = self.inner.store.workflow_versions(name)?;
+        if versions.is_empty() {
+            return Err(self.inner.unknown_workflow(name));
+        }
+        Ok(versions)
+    }
+
+    // ---- runs ----
+
+    /// Starts a run. The input is checked against the workflow's schema and the business
+    /// key computed before anything is written; a used idempotency key returns the run
+    /// that used it.
+    pub async fn start_run(&self, request: StartRun) -> Result<Started, EngineError> {
+        let inner = &self.inner;
+        let workflow = inner.workflow(&request.workflow, request.version)?;
+        if let Some(schema) = &workflow.input_schema {
+            let problems = crate::registry::schema::violations(schema, &request.input);
+            if !problems.is_empty() {
+                return Err(EngineError::InvalidInput {
+                    workflow: workflow.name.clone(),
+                    problems,
+                });
+            }
+        }
+        let key = match &workflow.key {
+            None => None,
+            Some(expr) => {
+                let context = expr::object([(expr::string("input"), expr::to_val(&request.input))]);
+                let invalid = |message: String| EngineError::InvalidKey {
+                    workflow: workflow.name.clone(),
+                    expr: expr.source().to_owned(),
+                    message,
+                };
+                let value = expr.eval(&context).and_then(|v| expr::to_json(&v)).map_err(invalid)?;
+                match value {
+                    Value::Null => None,
+                    value => Some(key_string(&value).map_err(invalid)?),
+                }
+            }
+        };
+        let mut plugins = BTreeMap::new();
+        for reference in &workflow.plugins {
+            let unavailable = |source| EngineError::PluginUnavailable {
+                workflow: workflow.name.clone(),
+                plugin: reference.clone(),
+                source,
+            };
+            let target: PluginRef = reference.parse().map_err(unavailable)?;
+            let record = inner.registry.resolve(&target).map_err(unavailable)?;
+            plugins.insert(
+                reference.clone(),
+                PinnedPlugin {
+                    version: record.manifest.version,
+                    digest: record.digest,
+                },
+            );
+        }
+        let now = now_ms();
+        let run = RunRecord {
+            id: new_run_id(now),
+            workflow: workflow.name.clone(),
+            version: workflow.version,
+            key,
+            status: RunStatus::Running,
+            input: request.input,
+            output: None,
+            failure: None,
+            plugins,
+            idempotency_key: request.idempotency_key.clone(),
+            started_by: request.actor.clone(),
+            created_ms: now,
+            finished_ms: None,
+        };
+        let first_step = &workflow.steps[&workflow.first];
+        let first = StepRecord {
+            id: workflow.first.clone(),
+            kind: first_step.kind_name().to_owned(),
+            generation: 0,
+            status: StepStatus::Scheduled,
+            from: None,
+            input: None,
+            input_override: None,
+            output: None,
+            failure: None,
+            attempts: vec![],
+            budget_start: 0,
+            scheduled_ms: now,
+            finished_ms: None,
+            wake_at_ms: None,
+            event: None,
+            container: None,
+            decided_by: None,
+            plugin: None,
+        };
+        let started = chain(
+            None,
+            now,
+            EventKind::RunStarted {
+                workflow: run.workflow.clone(),
+                version: run.version,
+                key: run.key.clone(),
+                input: run.input.clone(),
+                actor: request.actor,
+            },
+        );
+        let scheduled = chain(
+            Some(&head_of(&started)),
+            now,
+            EventKind::StepScheduled {
+                path: workflow.first.clone(),
+                generation: 0,
+            },
+        );
+        let head = head_of(&scheduled);
+        let job = StartJob {
+            run_id: run.id.clone(),
+            workflow: run.workflow.clone(),
+            key: run.key.clone(),
+            idempotency_key: request.idempotency_key,
+            status: RunStatus::Running.as_str(),
+            run: encode(&run),
+            steps: vec![(workflow.first.clone(), encode(&first))],
+            events: vec![started, scheduled],
+        };
+        let (tx, rx) = oneshot::channel();
+        let existing = inner.submit(Job::Start(job, tx), rx).await?;
+        if let Some(existing) = existing {
+            return Ok(Started {
+                run_id: existing,
+                existing: true,
+            });
+        }
+        let run_id = run.id.clone();
+        inner.spawn(
+            &run_id,
+            Loaded {
+                run,
+                steps: vec![(workflow.first.clone(), first)],
+                head: Some(head),
+            },
+        );
+        Ok(Started {
+            run_id,
+            existing: false,
+        })
+    }
+
+    /// A run with all its steps.
+    pub fn run(&self, id: &str) -> Result<RunView, EngineError> {
+        let (run, steps, _) = self
+            .inner
+            .store
+            .run_state::<RunRecord, StepRecord>(id)?
+            .ok_or_else(|| EngineError::UnknownRun(id.to_owned()))?;
+        let mut steps: Vec<StepView> = steps
+            .into_iter()
+            .map(|(path, record)| StepView { path, record })
+            .collect();
+        steps.sort_by(|a, b| {
+            (a.record.scheduled_ms, &a.path).cmp(&(b.record.scheduled_ms, &b.path))
+        });
+        Ok(RunView { run, steps })
+    }
+
+    /// Runs matching the filters, newest first.
+    pub fn runs(
+        &self,
+        status: Option<RunStatus>,
+        workflow: Option<&str>,
+        key: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, EngineError> {
+        let query = RunQuery {
+            status: status.map(|s| s.as_str().to_owned()),
+            workflow: workflow.map(str::to_owned),
+            key: key.map(str::to_owned),
+            limit,
+        };
+        Ok(self.inner.store.list_runs(&query, |r: &RunRecord| {
+            status.is_none_or(|s| r.status == s)
+                && workflow.is_none_or(|w| r.workflow == w)
+                && key.is_none_or(|k| r.key.as_deref() == Some(k))
+        })?)
+    }
+
+    /// Waits until run `id` is no longer running (finished, waiting or paused).
+    pub async fn wait_for(&self, id: &str, limit: Duration) -> Result<RunRecord, EngineError> {
+        let mut updates = self.inner.updates.subscribe();
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let run: RunRecord = self
+                .inner
+                .store
+                .run(id)?
+                .ok_or_else(|| EngineError::UnknownRun(id.to_owned()))?;
+            if run.status != RunStatus::Running {
+                return Ok(run);
+            }
+            loop {
+                match tokio::time::timeout_at(deadline, updates.recv()).await {
+                    Err(_) => return Err(EngineError::WaitTimedOut(limit)),
+                    Ok(Ok(update)) if update.run_id != id => continue,
+                    // Our run changed, or we missed updates: read it again.
+                    Ok(_) => break,
+                }
+            }
+        }
+    }
+
+    /// Status changes of every run, as they are committed.
+    pub fn subscribe(&self) -> broadcast::Receiver<RunUpdate> {
+        self.inner.updates.subscribe()
+    }
+
+    /// Resolves when no run is live and no timer is pending.
+    pub async fn until_idle(&self) {
+        loop {
+            let idle = self.inner.live.lock().expect("live lock").is_empty()
+                && self.inner.timers.len() == 0;
+            if idle {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// How many runs are in memory now (the others are parked on disk).
+    pub fn live_runs(&self) -> usize {
+        self.inner.live.lock().expect("live lock").len()
+    }
+
+    // ---- events, decisions and operator commands ----
+
+    /// Delivers an external event to the steps waiting for `(name, key)`, or buffers it
+    /// for the first step that will. Returns the runs it reached.
+    pub async fn send_event(
+        &self,
+        name: &str,
+        key: &str,
+        payload: Value,
+    ) -> Result<Vec<String>, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        let job = Job::Event {
+            name: name.to_owned(),
+            key: key.to_owned(),
+            payload,
+            reply: tx,
+        };
+        let runs = self.inner.submit(job, rx).await?;
+        for run in &runs {
+            self.inner.wake(run, WAKE_INBOX);
+        }
+        Ok(runs)
+    }
+
+    /// Records a person's decision on the human task at `path`.
+    pub async fn decide(
+        &self,
+        run: &str,
+        path: &str,
+        outcome: &str,
+        data: Value,
+        actor: &str,
+        comment: Option<String>,
+    ) -> Result<(), EngineError> {
+        let view = self.run(run)?;
+        let step = view
+            .steps
+            .iter()
+            .find(|s| s.path == path)
+            .ok_or_else(|| EngineError::Conflict(format!("run {run} has no step {path}")))?;
+        if step.record.kind != "human" || step.record.status != StepStatus::Waiting {
+            return Err(EngineError::Conflict(format!(
+                "step {path} of run {run} is not a waiting human task"
+            )));
+        }
+        let workflow = self.inner.workflow(&view.run.workflow, Some(view.run.version))?;
+        if let Some(workflow::Step {
+            kind: workflow::StepKind::Human(task),
+            ..
+        }) = workflow.steps.get(&step.record.id)
+            && !task.outcomes.iter().any(|o| o == outcome)
+        {
+            return Err(EngineError::Conflict(format!(
+                "`{outcome}` is not an outcome of {path} (outcomes: {})",
+                task.outcomes.join(", ")
+            )));
+        }
+        self.command(
+            run,
+            InboxMessage::Decision {
+                path: path.to_owned(),
+                outcome: outcome.to_owned(),
+                data,
+                actor: actor.to_owned(),
+                comment,
+            },
+        )
+        .await
+    }
+
+    /// Sends an operator command (cancel, pause, resume, retry, resolve, restart) to a
+    /// run. The command is stored before the run acts on it; one the run can no longer
+    /// act on is recorded in its log as refused.
+    pub async fn command(&self, run: &str, message: InboxMessage) -> Result<(), EngineError> {
+        let record: RunRecord = self
+            .inner
+            .store
+            .run(run)?
+            .ok_or_else(|| EngineError::UnknownRun(run.to_owned()))?;
+        check_command(&record, &message)?;
+        let (tx, rx) = oneshot::channel();
+        let job = Job::Inbox {
+            run_id: run.to_owned(),
+            message,
+            reply: tx,
+        };
+        self.inner.submit(job, rx).await?;
+        self.inner.wake(run, WAKE_INBOX);
+        Ok(())
+    }
+}
+
+/// Refuses commands that cannot apply to a run in its current status, before anything
+/// is stored. (The run checks again when it acts: its state may have moved on.)
+fn check_command(run: &RunRecord, message: &InboxMessage) -> Result<(), EngineError> {
+    let status = run.status;
+    let refuse = |what: &str| {
+        Err(EngineError::Conflict(format!(
+            "run {} is {status}; {what}",
+            run.id
+        )))
+    };
+    match message {
+        InboxMessage::Cancel { .. } if status.is_finished() => {
+            refuse("only an unfinished run can be cancelled")
+        }
+        InboxMessage::Pause { .. } if status.is_finished() || status == RunStatus::Paused => {
+            refuse("only a running or waiting run can be paused")
+        }
+        InboxMessage::Resume { .. } if status != RunStatus::Paused => {
+            refuse("only a paused run can be resumed")
+        }
+        InboxMessage::Restart { .. } if status == RunStatus::Cancelled => {
+            refuse("a cancelled run cannot be restarted")
+        }
+        _ => Ok(()),
+    }
+}
+
+impl Inner {
+    /// Sends a job to the writer and waits for its commit.
+    async fn submit<T>(
+        &self,
+        job: Job,
+        rx: oneshot::Receiver<Result<T, String>>,
+    ) -> Result<T, EngineError> {
+        if !self.writer.send(job) {
+            return Err(EngineError::Writer("the writer has stopped".into()));
+        }
+        rx.await
+            .map_err(|_| EngineError::Writer("the writer has stopped".into()))?
+            .map_err(EngineError::Writer)
+    }
+
+    /// Makes sure run `id` is live and tells it why it was woken.
+    fn wake(self: &Arc<Self>, id: &str, flags: u8) {
+        let mut live = self.live.lock().expect("live lock");
+        if let Some(handle) = live.get(id) {
+            handle.wake(flags);
+            return;
+        }
+        let handle = Arc::new(Live::new(flags));
+        live.insert(id.to_owned(), handle.clone());
+        drop(live);
+        tokio::spawn(run::drive(self.clone(), id.to_owned(), handle, None));
+    }
+
+    /// Makes a just-created run live with its state in hand.
+    fn spawn(self: &Arc<Self>, id: &str, loaded: Loaded) {
+        let handle = Arc::new(Live::new(0));
+        self.live
+            .lock()
+            .expect("live lock")
+            .insert(id.to_owned(), handle.clone());
+        tokio::spawn(run::drive(self.clone(), id.to_owned(), handle, Some(loaded)));
+    }
+
+    /// Takes a run out of memory unless it was woken meanwhile. True if it may stop.
+    fn park(&self, id: &str, handle: &Arc<Live>) -> bool {
+        let mut live = self.live.lock().expect("live lock");
+        if handle.pending() {
+            return false;
+        }
+        live.remove(id);
+        true
+    }
+
+    /// Forgets a run that could not be driven (it stays as last committed).
+    fn forget(&self, id: &str) {
+        self.live.lock().expect("live lock").remove(id);
+    }
+
+    fn announce(&self, id: &str, status: RunStatus) {
+        // No subscribers is fine.
+        let _ = self.updates.send(RunUpdate {
+            run_id: id.to_owned(),
+            status,
+        });
+    }
+
+    fn unknown_workflow(&self, name: &str) -> EngineError {
+        let applied = self
+            .store
+            .latest_workflows::<WorkflowRecord>()
+            .map(|all| all.into_iter().map(|w| w.name).collect())
+            .unwrap_or_default();
+        EngineError::UnknownWorkflow {
+            name: name.to_owned(),
+            applied,
+        }
+    }
+
+    /// A compiled workflow version (`None`: the newest), from memory or the store.
+    fn workflow(&self, name: &str, version: Option<u32>) -> Result<Arc<Workflow>, EngineError> {
+        let version = match version {
+            Some(v) => v,
+            None => {
+                let cached = self.latest.lock().expect("latest lock").get(name).copied();
+                match cached {
+                    Some(v) => v,
+                    None => {
+                        let versions: Vec<WorkflowRecord> = self.store.workflow_versions(name)?;
+                        let latest = versions
+                            .last()
+                            .ok_or_else(|| self.unknown_workflow(name))?
+                            .version;
+                        self.latest
+                            .lock()
+                            .expect("latest lock")
+                            .insert(name.to_owned(), latest);
+                        latest
+                    }
+                }
+            }
+        };
+        let key = (name.to_owned(), version);
+        if let Some(w) = self.workflows.lock().expect("workflows lock").get(&key) {
+            return Ok(w.clone());
+        }
+        let record: WorkflowRecord = match self.store.workflow(name, version)? {
+            Some(r) => r,
+            None => {
+                let versions: Vec<WorkflowRecord> = self.store.workflow_versions(name)?;
+                return Err(match versions.last() {
+                    Some(last) => EngineError::UnknownVersion {
+                        name: name.to_owned(),
+                        version,
+                        latest: last.version,
+                    },
+                    None => self.unknown_workflow(name),
+                });
+            }
+        };
+        // Checked against the plugins when it was applied; runs call pinned versions.
+        let compiled = Arc::new(workflow::compile(
+            &record.file,
+            &record.source,
+            record.format,
+            version,
+            None,
+        )?);
+        self.workflows
+            .lock()
+            .expect("workflows lock")
+            .insert(key, compiled.clone());
+        Ok(compiled)
+    }
+}
+
+/// Wakes runs as their timers fall due. Ends with the engine.
+async fn fire_timers(inner: std::sync::Weak<Inner>) {
+    loop {
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let (due, next) = strong.timers.take_due(now_ms());
+        for run in due {
+            strong.wake(&run, WAKE_TIMER);
+        }
+        let wait = next.map_or(Duration::from_secs(1), |at| {
+            Duration::from_millis(at.saturating_sub(now_ms()).clamp(1, 1000))
+        });
+        let changed = async {
+            strong.timers.changed().await;
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = changed => {}
+        }
+    }
+}
+
+/// The registry as the workflow compiler's catalog of installed actions.
+struct Installed<'a>(&'a Registry);
+
+impl Catalog for Installed<'_> {
+    fn action(&self, plugin: &str, action: &str) -> Result<ActionInfo, String> {
+        let target: PluginRef = plugin.parse().map_err(|e: RegistryError| e.to_string())?;
+        let record = self.0.resolve(&target).map_err(|e| e.to_string())?;
+        let spec = record
+            .manifest
+            .actions
+            .iter()
+            .find(|a| a.name == action)
+            .ok_or_else(|| {
+                let actions: Vec<&str> =
+                    record.manifest.actions.iter().map(|a| a.name.as_str()).collect();
+                format!(
+                    "plugin `{plugin}` has no action `{action}` (its actions: {})",
+                    actions.join(", ")
+                )
+            })?;
+        Ok(ActionInfo {
+            kind: record.manifest.kind,
+            input_schema: spec.input_schema.clone(),
+            outcomes: spec.outcomes.clone(),
+        })
+    }
+}
+
+/// A run id: 48 bits of milliseconds and 80 random bits in Crockford base32 (a ULID), so
+/// ids sort by start time.
+fn new_run_id(now_ms: u64) -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let random = u128::from(getrandom::u64().unwrap_or(0)) << 16
+        | u128::from(getrandom::u32().unwrap_or(0) & 0xFFFF);
+    let value = (u128::from(now_ms & 0xFFFF_FFFF_FFFF) << 80) | (random & ((1u128 << 80) - 1));
+    (0..26)
+        .rev()
+        .map(|i| ALPHABET[((value >> (i * 5)) & 31) as usize] as char)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_sort_by_time() {
+        let a = new_run_id(1_000);
+        let b = new_run_id(2_000);
+        assert_eq!(a.len(), 26);
+        assert!(a < b);
+    }
+}

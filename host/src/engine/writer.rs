@@ -1,0 +1,252 @@
+//! The one thread that writes runs to redb. It takes every job queued since its last
+//! commit and applies them in one transaction (group commit): durable throughput is
+//! bounded by the disk's commit rate per batch, not per step.
+
+use super::state::InboxMessage;
+use crate::store::{RunBatch, RunIndex, Store, StoreError, StoredEvent, TimerEntry};
+use std::sync::mpsc;
+use std::thread;
+use tokio::sync::oneshot;
+
+/// Most jobs in one transaction; beyond this, the rest wait for the next commit.
+const MAX_BATCH: usize = 4096;
+
+/// JSON already encoded by the caller, so the writer thread only copies bytes.
+pub type Encoded = Box<serde_json::value::RawValue>;
+
+/// Encodes a record for a job.
+pub fn encode<T: serde::Serialize>(value: &T) -> Encoded {
+    serde_json::value::to_raw_value(value).expect("records are plain data")
+}
+
+/// A new run, written only if its idempotency key is unused.
+pub struct StartJob {
+    pub run_id: String,
+    pub workflow: String,
+    pub key: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub status: &'static str,
+    pub run: Encoded,
+    pub steps: Vec<(String, Encoded)>,
+    pub events: Vec<StoredEvent>,
+}
+
+/// One run's transition: everything that changed in one step of the interpreter.
+#[derive(Default)]
+pub struct TransitionJob {
+    pub run_id: String,
+    /// (old status, new status, record) when the run record changed.
+    pub run: Option<(&'static str, &'static str, Encoded)>,
+    pub steps: Vec<(String, Encoded)>,
+    pub events: Vec<StoredEvent>,
+    pub timers_set: Vec<TimerEntry>,
+    pub timers_cleared: Vec<TimerEntry>,
+    /// (event name, key, step path) to wait for.
+    pub waits: Vec<(String, String, String)>,
+    pub waits_cancelled: Vec<(String, String, String)>,
+    /// Inbox messages this transition handled.
+    pub inbox_done: Vec<u64>,
+}
+
+/// What a committed transition found on the way.
+#[derive(Debug, Default)]
+pub struct TransitionOutcome {
+    /// An event was already buffered for a wait; it is now in the run's inbox.
+    pub inbox_filled: bool,
+}
+
+pub enum Job {
+    Start(StartJob, oneshot::Sender<Result<Option<String>, String>>),
+    Transition(TransitionJob, oneshot::Sender<Result<TransitionOutcome, String>>),
+    /// Put a message in a run's inbox.
+    Inbox {
+        run_id: String,
+        message: InboxMessage,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// Deliver an external event to the steps waiting for it, or buffer it.
+    Event {
+        name: String,
+        key: String,
+        payload: serde_json::Value,
+        reply: oneshot::Sender<Result<Vec<String>, String>>,
+    },
+}
+
+/// The sending side of the writer.
+#[derive(Clone)]
+pub struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Starts the writer thread on `store`. It stops when every `Writer` is dropped.
+    pub fn start(store: Store) -> Writer {
+        let (jobs, rx) = mpsc::channel();
+        thread::Builder::new()
+            .name("baton-writer".into())
+            .spawn(move || run(store, rx))
+            .expect("spawning the writer thread");
+        Writer { jobs }
+    }
+
+    /// Queues `job`; `false` if the writer has stopped.
+    pub fn send(&self, job: Job) -> bool {
+        self.jobs.send(job).is_ok()
+    }
+}
+
+fn run(store: Store, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        commit(&store, jobs);
+    }
+}
+
+/// Commits `jobs` in one transaction. If that fails, each job is tried alone, so one
+/// bad job cannot fail the others.
+fn commit(store: &Store, jobs: Vec<Job>) {
+    let together: Result<Vec<Applied>, StoreError> =
+        store.write_runs(|batch| jobs.iter().map(|job| apply(batch, job)).collect());
+    match together {
+        Ok(outcomes) => {
+            for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                reply(job, Ok(outcome));
+            }
+        }
+        Err(_) if jobs.len() > 1 => {
+            for job in jobs {
+                let outcome = store.write_runs(|batch| apply(batch, &job));
+                reply(job, outcome.map_err(|e| e.to_string()));
+            }
+        }
+        Err(e) => {
+            for job in jobs {
+                reply(job, Err(e.to_string()));
+            }
+        }
+    }
+}
+
+/// What applying one job produced, before it is sent back.
+enum Applied {
+    Start(Option<String>),
+    Transition(TransitionOutcome),
+    Inbox,
+    Event(Vec<String>),
+}
+
+fn apply(batch: &mut RunBatch<'_>, job: &Job) -> Result<Applied, StoreError> {
+    match job {
+        Job::Start(start, _) => {
+            if let Some(key) = &start.idempotency_key
+                && let Some(existing) =
+                    batch.claim_idempotency_key(&start.workflow, key, &start.run_id)?
+            {
+                return Ok(Applied::Start(Some(existing)));
+            }
+            batch.insert_run(
+                RunIndex {
+                    id: &start.run_id,
+                    workflow: &start.workflow,
+                    key: start.key.as_deref(),
+                },
+                start.status,
+                &start.run,
+            )?;
+            for (path, step) in &start.steps {
+                batch.put_step(&start.run_id, path, step)?;
+            }
+            for event in &start.events {
+                batch.append_event(&start.run_id, event)?;
+            }
+            Ok(Applied::Start(None))
+        }
+        Job::Transition(t, _) => {
+            let run = t.run_id.as_str();
+            if let Some((old, new, record)) = &t.run {
+                batch.update_run(run, old, new, record)?;
+            }
+            for (path, step) in &t.steps {
+                batch.put_step(run, path, step)?;
+            }
+            for event in &t.events {
+                batch.append_event(run, event)?;
+            }
+            for timer in &t.timers_cleared {
+                batch.clear_timer(timer)?;
+            }
+            for timer in &t.timers_set {
+                batch.set_timer(timer)?;
+            }
+            for (name, key, path) in &t.waits_cancelled {
+                batch.cancel_wait(name, key, run, path)?;
+            }
+            let mut outcome = TransitionOutcome::default();
+            for (name, key, path) in &t.waits {
+                if let Some(payload) = batch.wait_for_event(name, key, run, path)? {
+                    let payload = serde_json::from_slice(&payload).unwrap_or(serde_json::Value::Null);
+                    batch.push_inbox(
+                        run,
+                        &InboxMessage::Event {
+                            path: path.clone(),
+                            name: name.clone(),
+                            key: key.clone(),
+                            payload,
+                        },
+                    )?;
+                    outcome.inbox_filled = true;
+                }
+            }
+            for seq in &t.inbox_done {
+                batch.remove_inbox(run, *seq)?;
+            }
+            Ok(Applied::Transition(outcome))
+        }
+        Job::Inbox { run_id, message, .. } => {
+            batch.push_inbox(run_id, message)?;
+            Ok(Applied::Inbox)
+        }
+        Job::Event {
+            name, key, payload, ..
+        } => {
+            let bytes = serde_json::to_vec(payload).expect("JSON values serialise");
+            let reached = batch.deliver_event(name, key, &bytes)?;
+            let mut runs = Vec::new();
+            for (run, path) in reached {
+                batch.push_inbox(
+                    &run,
+                    &InboxMessage::Event {
+                        path,
+                        name: name.clone(),
+                        key: key.clone(),
+                        payload: payload.clone(),
+                    },
+                )?;
+                runs.push(run);
+            }
+            Ok(Applied::Event(runs))
+        }
+    }
+}
+
+fn reply(job: Job, outcome: Result<Applied, String>) {
+    // A dropped receiver means the caller stopped waiting; the write stands regardless.
+    match (job, outcome) {
+        (Job::Start(_, tx), Ok(Applied::Start(existing))) => drop(tx.send(Ok(existing))),
+        (Job::Transition(_, tx), Ok(Applied::Transition(o))) => drop(tx.send(Ok(o))),
+        (Job::Inbox { reply, .. }, Ok(Applied::Inbox)) => drop(reply.send(Ok(()))),
+        (Job::Event { reply, .. }, Ok(Applied::Event(runs))) => drop(reply.send(Ok(runs))),
+        (Job::Start(_, tx), Err(e)) => drop(tx.send(Err(e))),
+        (Job::Transition(_, tx), Err(e)) => drop(tx.send(Err(e))),
+        (Job::Inbox { reply, .. }, Err(e)) => drop(reply.send(Err(e))),
+        (Job::Event { reply, .. }, Err(e)) => drop(reply.send(Err(e))),
+        (_, Ok(_)) => unreachable!("each job gets its own kind of result"),
+    }
+}

@@ -1,0 +1,603 @@
+//! Workflow definitions and runs: their tables, keys and indexes.
+//!
+//! The engine owns the record types (the store only needs them to be serde types); the
+//! store owns where they live. All writes to runs go through [`RunBatch`], inside one
+//! transaction the engine's writer group-commits for many runs at once.
+
+use super::tables::*;
+use super::{Result, Store, StoreError, decode, encode};
+use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
+use serde::{Serialize, de::DeserializeOwned};
+
+/// The chain head of a run's event log: the last sequence number and its hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventHead {
+    pub seq: u64,
+    pub hash: [u8; 32],
+}
+
+/// One stored event: its hash and the exact bytes it was computed over.
+#[derive(Clone, Debug)]
+pub struct StoredEvent {
+    pub seq: u64,
+    pub hash: [u8; 32],
+    pub body: Vec<u8>,
+}
+
+/// A timer: at `due_ms`, wake `run` for the step at `path`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TimerEntry {
+    pub due_ms: u64,
+    pub run: String,
+    pub path: String,
+}
+
+/// Which runs to list. Empty fields match everything.
+#[derive(Clone, Debug, Default)]
+pub struct RunQuery {
+    pub status: Option<String>,
+    pub workflow: Option<String>,
+    pub key: Option<String>,
+    pub limit: usize,
+}
+
+/// A run's identity as the indexes see it.
+#[derive(Clone, Copy, Debug)]
+pub struct RunIndex<'a> {
+    pub id: &'a str,
+    pub workflow: &'a str,
+    pub key: Option<&'a str>,
+}
+
+/// The tables a batch of run transitions writes to, open in one write transaction.
+pub struct RunBatch<'t> {
+    runs: Table<'t, &'static str, &'static [u8]>,
+    steps: Table<'t, (&'static str, &'static str), &'static [u8]>,
+    events: Table<'t, (&'static str, u64), &'static [u8]>,
+    heads: Table<'t, &'static str, &'static [u8]>,
+    by_status: Table<'t, (&'static str, &'static str), ()>,
+    by_workflow: Table<'t, (&'static str, &'static str), ()>,
+    by_key: Table<'t, (&'static str, &'static str), ()>,
+    idempotency: Table<'t, (&'static str, &'static str), &'static str>,
+    timers: Table<'t, (u64, &'static str, &'static str), ()>,
+    waits: Table<'t, (&'static str, &'static str, &'static str, &'static str), ()>,
+    buffer: Table<'t, (&'static str, &'static str, u64), &'static [u8]>,
+    inbox: Table<'t, (&'static str, u64), &'static [u8]>,
+}
+
+impl<'t> RunBatch<'t> {
+    fn open(txn: &'t WriteTransaction) -> Result<RunBatch<'t>> {
+        Ok(RunBatch {
+            runs: txn.open_table(RUNS)?,
+            steps: txn.open_table(RUN_STEPS)?,
+            events: txn.open_table(RUN_EVENTS)?,
+            heads: txn.open_table(RUN_HEADS)?,
+            by_status: txn.open_table(RUNS_BY_STATUS)?,
+            by_workflow: txn.open_table(RUNS_BY_WORKFLOW)?,
+            by_key: txn.open_table(RUNS_BY_KEY)?,
+            idempotency: txn.open_table(IDEMPOTENCY_KEYS)?,
+            timers: txn.open_table(TIMERS)?,
+            waits: txn.open_table(EVENT_WAITS)?,
+            buffer: txn.open_table(EVENT_BUFFER)?,
+            inbox: txn.open_table(RUN_INBOX)?,
+        })
+    }
+
+    /// Creates every run table that does not exist yet.
+    pub(super) fn create_tables(txn: &'t WriteTransaction) -> Result<()> {
+        Self::open(txn).map(drop)
+    }
+
+    /// The run that already holds `(workflow, key)`, or `None` after reserving it for `run`.
+    pub fn claim_idempotency_key(
+        &mut self,
+        workflow: &str,
+        key: &str,
+        run: &str,
+    ) -> Result<Option<String>> {
+        if let Some(existing) = self.idempotency.get((workflow, key))? {
+            return Ok(Some(existing.value().to_owned()));
+        }
+        self.idempotency.insert((workflow, key), run)?;
+        Ok(None)
+    }
+
+    /// Records a new run and indexes it by status, workflow and business key.
+    pub fn insert_run(
+        &mut self,
+        index: RunIndex<'_>,
+        status: &str,
+        record: &impl Serialize,
+    ) -> Result<()> {
+        self.runs.insert(index.id, encode(record).as_slice())?;
+        self.by_status.insert((status, index.id), ())?;
+        self.by_workflow.insert((index.workflow, index.id), ())?;
+        if let Some(key) = index.key {
+            self.by_key.insert((key, index.id), ())?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites a run's record, moving it in the status index.
+    pub fn update_run(
+        &mut self,
+        id: &str,
+        old_status: &str,
+        new_status: &str,
+        record: &impl Serialize,
+    ) -> Result<()> {
+        self.runs.insert(id, encode(record).as_slice())?;
+        if old_status != new_status {
+            self.by_status.remove((old_status, id))?;
+            self.by_status.insert((new_status, id), ())?;
+        }
+        Ok(())
+    }
+
+    /// Writes the state of the step at `path` in `run`.
+    pub fn put_step(&mut self, run: &str, path: &str, record: &impl Serialize) -> Result<()> {
+        self.steps.insert((run, path), encode(record).as_slice())?;
+        Ok(())
+    }
+
+    /// Appends an event to a run's log and moves the chain head to it. The engine computes
+    /// `hash` over `body`; the store keeps both exactly as given.
+    pub fn append_event(&mut self, run: &str, event: &StoredEvent) -> Result<()> {
+        let mut value = Vec::with_capacity(32 + event.body.len());
+        value.extend_from_slice(&event.hash);
+        value.extend_from_slice(&event.body);
+        self.events.insert((run, event.seq), value.as_slice())?;
+        let mut head = [0u8; 40];
+        head[..8].copy_from_slice(&event.seq.to_be_bytes());
+        head[8..].copy_from_slice(&event.hash);
+        self.heads.insert(run, head.as_slice())?;
+        Ok(())
+    }
+
+    pub fn set_timer(&mut self, timer: &TimerEntry) -> Result<()> {
+        self.timers
+            .insert((timer.due_ms, timer.run.as_str(), timer.path.as_str()), ())?;
+        Ok(())
+    }
+
+    pub fn clear_timer(&mut self, timer: &TimerEntry) -> Result<()> {
+        self.timers
+            .remove((timer.due_ms, timer.run.as_str(), timer.path.as_str()))?;
+        Ok(())
+    }
+
+    /// Registers `run`'s step at `path` as waiting for event `name` with business key
+    /// `key`, unless such an event is already buffered: then that event is taken from the
+    /// buffer and returned instead, and no wait is registered.
+    pub fn wait_for_event(
+        &mut self,
+        name: &str,
+        key: &str,
+        run: &str,
+        path: &str,
+    ) -> Result<Option<Vec<u8>>> {
+        let buffered = match self
+            .buffer
+            .range((name, key, 0)..=(name, key, u64::MAX))?
+            .next()
+        {
+            Some(entry) => {
+                let (k, v) = entry?;
+                Some((k.value().2, v.value().to_vec()))
+            }
+            None => None,
+        };
+        if let Some((seq, payload)) = buffered {
+            self.buffer.remove((name, key, seq))?;
+            return Ok(Some(payload));
+        }
+        self.waits.insert((name, key, run, path), ())?;
+        Ok(None)
+    }
+
+    pub fn cancel_wait(&mut self, name: &str, key: &str, run: &str, path: &str) -> Result<()> {
+        self.waits.remove((name, key, run, path))?;
+        Ok(())
+    }
+
+    /// Hands an external event to every step waiting for `(name, key)` (removing their
+    /// waits), or buffers it when none waits. Returns the `(run, path)` pairs it reached.
+    pub fn deliver_event(
+        &mut self,
+        name: &str,
+        key: &str,
+        payload: &[u8],
+    ) -> Result<Vec<(String, String)>> {
+        let mut reached = Vec::new();
+        for entry in self.waits.range((name, key, "", "")..)? {
+            let (k, _) = entry?;
+            let (n, k2, run, path) = k.value();
+            if n != name || k2 != key {
+                break;
+            }
+            reached.push((run.to_owned(), path.to_owned()));
+        }
+        for (run, path) in &reached {
+            self.waits
+                .remove((name, key, run.as_str(), path.as_str()))?;
+        }
+        if reached.is_empty() {
+            let next = match self
+                .buffer
+                .range((name, key, 0)..=(name, key, u64::MAX))?
+                .next_back()
+            {
+                Some(last) => last?.0.value().2 + 1,
+                None => 0,
+            };
+            self.buffer.insert((name, key, next), payload)?;
+        }
+        Ok(reached)
+    }
+
+    /// Queues a message (operator command, decision, event) for `run`; returns its number.
+    pub fn push_inbox(&mut self, run: &str, message: &impl Serialize) -> Result<u64> {
+        let next = match self
+            .inbox
+            .range((run, 0)..=(run, u64::MAX))?
+            .next_back()
+        {
+            Some(last) => last?.0.value().1 + 1,
+            None => 0,
+        };
+        self.inbox.insert((run, next), encode(message).as_slice())?;
+        Ok(next)
+    }
+
+    /// Removes a handled inbox message.
+    pub fn remove_inbox(&mut self, run: &str, seq: u64) -> Result<()> {
+        self.inbox.remove((run, seq))?;
+        Ok(())
+    }
+
+    /// Whether `run` exists.
+    pub fn run_exists(&self, run: &str) -> Result<bool> {
+        Ok(self.runs.get(run)?.is_some())
+    }
+}
+
+impl Store {
+    /// Runs `f` on the run tables inside one write transaction and commits it
+    /// (durably: the commit returns after the data is on disk).
+    pub fn write_runs<R>(&self, f: impl FnOnce(&mut RunBatch<'_>) -> Result<R>) -> Result<R> {
+        let txn = self.db.begin_write()?;
+        let out = {
+            let mut batch = RunBatch::open(&txn)?;
+            f(&mut batch)?
+        };
+        txn.commit()?;
+        Ok(out)
+    }
+
+    // ---- workflow definitions ----
+
+    /// Every version of workflow `name`, oldest first.
+    pub fn workflow_versions<T: DeserializeOwned>(&self, name: &str) -> Result<Vec<T>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(WORKFLOWS)?;
+        let mut out = Vec::new();
+        for entry in table.range((name, 0)..=(name, u32::MAX))? {
+            let (key, value) = entry?;
+            let (n, v) = key.value();
+            out.push(decode("workflows", &format!("{n}@{v}"), value.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The newest version of every workflow, ordered by name.
+    pub fn latest_workflows<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(WORKFLOWS)?;
+        let mut out: Vec<(String, T)> = Vec::new();
+        for entry in table.iter()? {
+            let (key, value) = entry?;
+            let (n, v) = key.value();
+            let record = decode("workflows", &format!("{n}@{v}"), value.value())?;
+            match out.last_mut() {
+                Some((last, slot)) if last == n => *slot = record,
+                _ => out.push((n.to_owned(), record)),
+            }
+        }
+        Ok(out.into_iter().map(|(_, r)| r).collect())
+    }
+
+    /// Version `version` of workflow `name`.
+    pub fn workflow<T: DeserializeOwned>(&self, name: &str, version: u32) -> Result<Option<T>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(WORKFLOWS)?;
+        table
+            .get((name, version))?
+            .map(|v| decode("workflows", &format!("{name}@{version}"), v.value()))
+            .transpose()
+    }
+
+    /// Stores a new version of workflow `name` unless `same` says the newest one already
+    /// equals it. Returns the version that now holds the definition and whether it is new.
+    pub fn add_workflow_version<T: Serialize + DeserializeOwned>(
+        &self,
+        name: &str,
+        same: impl Fn(&T) -> bool,
+        make: impl FnOnce(u32) -> T,
+    ) -> Result<(u32, bool)> {
+        let txn = self.db.begin_write()?;
+        let result = {
+            let mut table = txn.open_table(WORKFLOWS)?;
+            let latest = match table.range((name, 0)..=(name, u32::MAX))?.next_back() {
+                Some(entry) => {
+                    let (key, value) = entry?;
+                    let version = key.value().1;
+                    let record: T =
+                        decode("workflows", &format!("{name}@{version}"), value.value())?;
+                    Some((version, record))
+                }
+                None => None,
+            };
+            match latest {
+                Some((version, record)) if same(&record) => (version, false),
+                latest => {
+                    let version = latest.map_or(1, |(v, _)| v + 1);
+                    table.insert((name, version), encode(&make(version)).as_slice())?;
+                    (version, true)
+                }
+            }
+        };
+        txn.commit()?;
+        Ok(result)
+    }
+
+    // ---- runs ----
+
+    /// A run's record.
+    pub fn run<T: DeserializeOwned>(&self, id: &str) -> Result<Option<T>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(RUNS)?;
+        table
+            .get(id)?
+            .map(|v| decode("runs", id, v.value()))
+            .transpose()
+    }
+
+    /// A run's record, all its steps by path, and its event chain head, from one
+    /// snapshot.
+    #[allow(clippy::type_complexity)]
+    pub fn run_state<R: DeserializeOwned, S: DeserializeOwned>(
+        &self,
+        id: &str,
+    ) -> Result<Option<(R, Vec<(String, S)>, Option<EventHead>)>> {
+        let txn = self.db.begin_read()?;
+        let runs = txn.open_table(RUNS)?;
+        let Some(run) = runs.get(id)? else {
+            return Ok(None);
+        };
+        let run = decode("runs", id, run.value())?;
+        let table = txn.open_table(RUN_STEPS)?;
+        let mut steps = Vec::new();
+        for entry in table.range((id, "")..)? {
+            let (key, value) = entry?;
+            let (r, path) = key.value();
+            if r != id {
+                break;
+            }
+            steps.push((
+                path.to_owned(),
+                decode("run_steps", &format!("{r}/{path}"), value.value())?,
+            ));
+        }
+        let head = txn
+            .open_table(RUN_HEADS)?
+            .get(id)?
+            .map(|v| decode_head(id, v.value()))
+            .transpose()?;
+        Ok(Some((run, steps, head)))
+    }
+
+    /// Ids of runs with `status`, oldest first.
+    pub fn runs_with_status(&self, status: &str) -> Result<Vec<String>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(RUNS_BY_STATUS)?;
+        let mut out = Vec::new();
+        for entry in table.range((status, "")..)? {
+            let (key, _) = entry?;
+            let (s, id) = key.value();
+            if s != status {
+                break;
+            }
+            out.push(id.to_owned());
+        }
+        Ok(out)
+    }
+
+    /// Runs matching `query`, newest first, at most `query.limit` (0: no limit).
+    /// `matches` filters the decoded records on the fields the chosen index did not cover.
+    pub fn list_runs<T: DeserializeOwned>(
+        &self,
+        query: &RunQuery,
+        matches: impl Fn(&T) -> bool,
+    ) -> Result<Vec<T>> {
+        let txn = self.db.begin_read()?;
+        let runs = txn.open_table(RUNS)?;
+        let limit = if query.limit == 0 {
+            usize::MAX
+        } else {
+            query.limit
+        };
+        let mut out = Vec::new();
+        let mut take = |id: &str| -> Result<bool> {
+            if let Some(value) = runs.get(id)? {
+                let record: T = decode("runs", id, value.value())?;
+                if matches(&record) {
+                    out.push(record);
+                }
+            }
+            Ok(out.len() < limit)
+        };
+        // The most selective index first; run ids sort by start time.
+        let index = match (&query.key, &query.workflow, &query.status) {
+            (Some(key), _, _) => Some((RUNS_BY_KEY, key)),
+            (None, Some(workflow), _) => Some((RUNS_BY_WORKFLOW, workflow)),
+            (None, None, Some(status)) => Some((RUNS_BY_STATUS, status)),
+            (None, None, None) => None,
+        };
+        match index {
+            Some((table, prefix)) => {
+                let table = txn.open_table(table)?;
+                let upper = format!("{prefix}\u{10FFFF}");
+                for entry in table
+                    .range((prefix.as_str(), "")..(prefix.as_str(), upper.as_str()))?
+                    .rev()
+                {
+                    let (key, _) = entry?;
+                    let (p, id) = key.value();
+                    if p == prefix && !take(id)? {
+                        break;
+                    }
+                }
+            }
+            None => {
+                for entry in runs.iter()?.rev() {
+                    let (key, _) = entry?;
+                    if !take(key.value())? {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Messages waiting in `run`'s inbox, oldest first.
+    pub fn inbox<T: DeserializeOwned>(&self, run: &str) -> Result<Vec<(u64, T)>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(RUN_INBOX)?;
+        let mut out = Vec::new();
+        for entry in table.range((run, 0)..=(run, u64::MAX))? {
+            let (key, value) = entry?;
+            let seq = key.value().1;
+            out.push((
+                seq,
+                decode("run_inbox", &format!("{run}/{seq}"), value.value())?,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Runs with at least one inbox message.
+    pub fn runs_with_inbox(&self) -> Result<Vec<String>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(RUN_INBOX)?;
+        let mut out: Vec<String> = Vec::new();
+        for entry in table.iter()? {
+            let (key, _) = entry?;
+            let run = key.value().0;
+            if out.last().map(String::as_str) != Some(run) {
+                out.push(run.to_owned());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every pending timer, earliest first.
+    pub fn timers(&self) -> Result<Vec<TimerEntry>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(TIMERS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (key, _) = entry?;
+            let (due_ms, run, path) = key.value();
+            out.push(TimerEntry {
+                due_ms,
+                run: run.to_owned(),
+                path: path.to_owned(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// One run's event log, in order, with its recorded chain head.
+    pub fn run_events(&self, run: &str) -> Result<(Vec<StoredEvent>, Option<EventHead>)> {
+        let txn = self.db.begin_read()?;
+        let events = txn.open_table(RUN_EVENTS)?;
+        let heads = txn.open_table(RUN_HEADS)?;
+        let mut out = Vec::new();
+        for entry in events.range((run, 0)..=(run, u64::MAX))? {
+            let (key, value) = entry?;
+            out.push(stored_event(run, key.value().1, value.value())?);
+        }
+        let head = heads
+            .get(run)?
+            .map(|v| decode_head(run, v.value()))
+            .transpose()?;
+        Ok((out, head))
+    }
+
+    /// Calls `f` with every run's id, event log and chain head, one run at a time, from
+    /// one snapshot; runs that have a head but no events (or events but no head) are
+    /// included. Stops at the first error `f` returns.
+    pub fn each_event_log<E: From<StoreError>>(
+        &self,
+        mut f: impl FnMut(&str, Vec<StoredEvent>, Option<EventHead>) -> Result<(), E>,
+    ) -> Result<usize, E> {
+        let txn = self.db.begin_read().map_err(StoreError::from)?;
+        let runs = txn.open_table(RUNS).map_err(StoreError::from)?;
+        let events = txn.open_table(RUN_EVENTS).map_err(StoreError::from)?;
+        let heads = txn.open_table(RUN_HEADS).map_err(StoreError::from)?;
+        let mut ids: Vec<String> = Vec::new();
+        for entry in runs.iter().map_err(StoreError::from)? {
+            ids.push(entry.map_err(StoreError::from)?.0.value().to_owned());
+        }
+        for entry in heads.iter().map_err(StoreError::from)? {
+            ids.push(entry.map_err(StoreError::from)?.0.value().to_owned());
+        }
+        ids.sort();
+        ids.dedup();
+        for run in &ids {
+            let mut log = Vec::new();
+            for entry in events
+                .range((run.as_str(), 0)..=(run.as_str(), u64::MAX))
+                .map_err(StoreError::from)?
+            {
+                let (key, value) = entry.map_err(StoreError::from)?;
+                log.push(stored_event(run, key.value().1, value.value())?);
+            }
+            let head = heads
+                .get(run.as_str())
+                .map_err(StoreError::from)?
+                .map(|v| decode_head(run, v.value()))
+                .transpose()?;
+            f(run, log, head)?;
+        }
+        Ok(ids.len())
+    }
+}
+
+fn stored_event(run: &str, seq: u64, value: &[u8]) -> Result<StoredEvent> {
+    if value.len() < 32 {
+        return Err(StoreError::Malformed {
+            table: "run_events",
+            key: format!("{run}/{seq}"),
+        });
+    }
+    Ok(StoredEvent {
+        seq,
+        hash: value[..32].try_into().expect("32 bytes"),
+        body: value[32..].to_vec(),
+    })
+}
+
+fn decode_head(run: &str, value: &[u8]) -> Result<EventHead> {
+    if value.len() != 40 {
+        return Err(StoreError::Malformed {
+            table: "run_heads",
+            key: run.to_owned(),
+        });
+    }
+    Ok(EventHead {
+        seq: u64::from_be_bytes(value[..8].try_into().expect("8 bytes")),
+        hash: value[8..].try_into().expect("32 bytes"),
+    })
+}
