@@ -1,12 +1,16 @@
 //! Command-line parsing and dispatch. Commands parse arguments, call the library and
 //! print; none of them holds logic of its own.
 
+mod audit;
 mod keys;
 mod plugin;
 mod print;
+mod run;
+mod workflow;
 
 use anyhow::{Context, Result};
 use baton::config::{CONFIG_FILE, Config};
+use baton::engine::{Engine, Recovery};
 use baton::registry::Registry;
 use baton::runtime::{Runtime, RuntimeConfig};
 use baton::store::Store;
@@ -16,7 +20,7 @@ use std::sync::Arc;
 
 /// Baton: the execution layer for business workflows.
 #[derive(Parser, Debug)]
-#[command(name = "baton", version, about, propagate_version = true)]
+#[command(name = "baton", version, about)]
 pub struct Cli {
     /// Data directory: the redb database and the config file live here.
     #[arg(long, global = true, env = "BATON_DATA", default_value = "baton-data")]
@@ -35,6 +39,20 @@ enum Command {
     /// Install, inspect, grant, remove, sign and invoke plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Apply and list workflow definitions.
+    #[command(subcommand)]
+    Workflow(workflow::WorkflowCommand),
+    /// Start, inspect and steer runs.
+    #[command(subcommand)]
+    Run(run::RunCommand),
+    /// Send external events to waiting runs.
+    #[command(subcommand)]
+    Event(run::EventCommand),
+    /// Run the workflow engine on the data directory until no run has work left.
+    Worker(run::WorkerArgs),
+    /// Check the runs' hash-chained event logs.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 /// Runs the parsed command line.
@@ -43,6 +61,11 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Keygen(args) => keys::keygen(args),
         Command::Plugin(command) => plugin::run(&context, command),
+        Command::Workflow(command) => workflow::run(&context, command),
+        Command::Run(command) => run::run(&context, command),
+        Command::Event(command) => run::event(&context, command),
+        Command::Worker(args) => run::worker(&context, args),
+        Command::Audit(command) => audit::run(&context, command),
     }
 }
 
@@ -75,6 +98,39 @@ impl DataDir {
         let store = Store::open(&database_path(&self.data))?;
         Ok(Registry::new(store, runtime()?, config))
     }
+
+    /// The workflow engine over the data directory. Call inside [`block_on`].
+    fn engine(&self, recovery: Recovery) -> Result<Engine> {
+        Ok(Engine::start(Arc::new(self.registry()?), recovery)?)
+    }
+}
+
+/// Text from a command-line argument: `-` reads stdin, `@FILE` a file, anything else
+/// is the text itself.
+pub(crate) fn read_input(arg: &str) -> Result<String> {
+    if arg == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .context("cannot read stdin")?;
+        Ok(text)
+    } else if let Some(path) = arg.strip_prefix('@') {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read input file {path}"))
+    } else {
+        Ok(arg.to_owned())
+    }
+}
+
+/// A JSON argument (see [`read_input`]); `what` names it in the error.
+pub(crate) fn read_json(arg: &str, what: &str) -> Result<serde_json::Value> {
+    let text = read_input(arg)?;
+    serde_json::from_str(&text).with_context(|| format!("{what} is not valid JSON"))
+}
+
+/// Who a person acting from this command line is.
+pub(crate) fn local_actor() -> String {
+    std::env::var("USER")
+        .map(|u| format!("cli:{u}"))
+        .unwrap_or_else(|_| "cli".into())
 }
 
 fn database_path(data: &Path) -> PathBuf {
@@ -92,4 +148,13 @@ fn block_on<F: Future>(future: F) -> F::Output {
         .build()
         .expect("a tokio runtime starts")
         .block_on(future)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -1,6 +1,6 @@
 //! `baton plugin ...`: thin wrappers over the registry.
 
-use super::{DataDir, block_on, keys, print, runtime};
+use super::{DataDir, block_on, keys, print, read_input, runtime};
 use anyhow::{Context, Result, bail};
 use baton::registry::{self, GrantChange, InstallRequest, PluginRef};
 use baton::runtime::CallContext;
@@ -285,19 +285,6 @@ fn invoke(data: &DataDir, args: InvokeArgs) -> Result<()> {
         std::process::exit(1);
     }
     Ok(())
-}
-
-fn read_input(arg: &str) -> Result<String> {
-    if arg == "-" {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-            .context("cannot read stdin")?;
-        Ok(text)
-    } else if let Some(path) = arg.strip_prefix('@') {
-        std::fs::read_to_string(path).with_context(|| format!("cannot read input file {path}"))
-    } else {
-        Ok(arg.to_owned())
-    }
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {

@@ -1,6 +1,8 @@
 //! Human-readable output of the CLI.
 
 use anyhow::Result;
+use baton::engine::duration::format_ms;
+use baton::engine::state::{RunRecord, RunView, StepStatus, WorkflowRecord};
 use baton::registry::{CallReport, PluginView};
 use baton::store::Signer;
 use serde::Serialize;
@@ -22,7 +24,7 @@ fn short_digest(digest: &str) -> &str {
     &digest[..digest.len().min(19)]
 }
 
-fn list_or_dash(items: &[String]) -> String {
+pub fn list_or_dash(items: &[String]) -> String {
     if items.is_empty() {
         "-".into()
     } else {
@@ -170,4 +172,125 @@ pub fn call_report(report: &CallReport, total: Duration) {
         report.duration.as_secs_f64() * 1000.0,
         total.as_secs_f64() * 1000.0
     );
+}
+
+pub fn workflow_table(workflows: &[WorkflowRecord]) {
+    if workflows.is_empty() {
+        println!("no workflows applied (apply one with `baton workflow apply FILE`)");
+        return;
+    }
+    println!("{:<28} {:<8} {:<26} FILE", "NAME", "VERSION", "APPLIED");
+    for w in workflows {
+        println!(
+            "{:<28} {:<8} {:<26} {}",
+            w.name,
+            w.version,
+            format_ms(w.applied_at_ms),
+            w.file
+        );
+    }
+}
+
+pub fn run_table(runs: &[RunRecord]) {
+    if runs.is_empty() {
+        println!("no runs match");
+        return;
+    }
+    println!(
+        "{:<27} {:<24} {:<20} {:<10} STARTED",
+        "ID", "WORKFLOW", "KEY", "STATUS"
+    );
+    for r in runs {
+        println!(
+            "{:<27} {:<24} {:<20} {:<10} {}",
+            r.id,
+            format!("{}@{}", r.workflow, r.version),
+            r.key.as_deref().unwrap_or("-"),
+            r.status.as_str(),
+            format_ms(r.created_ms)
+        );
+    }
+}
+
+/// JSON on one line, cut to `max` characters.
+fn brief(value: &serde_json::Value, max: usize) -> String {
+    let text = value.to_string();
+    if text.chars().count() <= max {
+        text
+    } else {
+        format!("{}…", text.chars().take(max).collect::<String>())
+    }
+}
+
+fn took(from: u64, to: Option<u64>) -> String {
+    to.map_or("-".into(), |to| format!("{} ms", to.saturating_sub(from)))
+}
+
+pub fn run_details(view: &RunView) {
+    let r = &view.run;
+    println!("run       {}", r.id);
+    println!("workflow  {}@{}", r.workflow, r.version);
+    if let Some(key) = &r.key {
+        println!("key       {key}");
+    }
+    println!("status    {}", r.status);
+    println!(
+        "started   {} (took {})",
+        format_ms(r.created_ms),
+        took(r.created_ms, r.finished_ms)
+    );
+    println!("input     {}", brief(&r.input, 200));
+    if let Some(output) = &r.output {
+        println!("output    {}", brief(output, 200));
+    }
+    if let Some(f) = &r.failure {
+        let at = f.step.as_deref().map(|s| format!(" at step {s}")).unwrap_or_default();
+        println!("failure   {}{at}: {}", f.code, f.message);
+    }
+    println!();
+    println!(
+        "{:<32} {:<9} {:<10} {:<9} TOOK",
+        "STEP", "KIND", "STATUS", "ATTEMPTS"
+    );
+    for step in &view.steps {
+        let s = &step.record;
+        let status = format!("{:?}", s.status).to_lowercase();
+        println!(
+            "{:<32} {:<9} {:<10} {:<9} {}",
+            step.path,
+            s.kind,
+            status,
+            s.attempts.len(),
+            took(s.scheduled_ms, s.finished_ms)
+        );
+        if let Some(input) = &s.input {
+            println!("    input   {}", brief(input, 160));
+        }
+        for a in &s.attempts {
+            if let Some(f) = &a.failure {
+                println!("    attempt {}: {} {}", a.number, f.code, f.message);
+            }
+        }
+        if let Some(output) = &s.output {
+            println!("    output  {}", brief(output, 160));
+        }
+        match s.status {
+            StepStatus::Waiting => {
+                if let Some(e) = &s.event {
+                    println!("    waits for event {} (key {})", e.name, e.key);
+                } else if let Some(at) = s.wake_at_ms {
+                    println!("    waits until {}", format_ms(at));
+                } else {
+                    println!("    waits for a person");
+                }
+            }
+            StepStatus::Escalated => println!("    in the exception queue"),
+            StepStatus::Retrying => {
+                if let Some(at) = s.wake_at_ms {
+                    println!("    next attempt at {}", format_ms(at));
+                }
+            }
+            _ => {}
+        }
+    }
 }

@@ -136,6 +136,7 @@ pub fn head_of(event: &StoredEvent) -> EventHead {
 /// The result of checking every run's chain.
 #[derive(Debug, Serialize)]
 pub struct AuditReport {
+    /// Runs checked (up to and including a broken one).
     pub runs: usize,
     pub events: usize,
     /// The first broken link, if any.
@@ -166,18 +167,20 @@ impl From<StoreError> for Stop {
 /// Checks every run's event chain; stops at the first broken link.
 pub fn verify(store: &Store) -> Result<AuditReport, StoreError> {
     let mut events = 0;
+    let mut runs = 0;
     let outcome = store.each_event_log(|run, log, head| {
         events += log.len();
+        runs += 1;
         check_chain(run, &log, head.as_ref()).map_err(Stop::Broken)
     });
     match outcome {
-        Ok(runs) => Ok(AuditReport {
+        Ok(_) => Ok(AuditReport {
             runs,
             events,
             broken: None,
         }),
         Err(Stop::Broken(link)) => Ok(AuditReport {
-            runs: 0,
+            runs,
             events,
             broken: Some(link),
         }),

@@ -112,8 +112,21 @@ pub struct StartRun {
     /// `None`: the newest version.
     pub version: Option<u32>,
     pub input: Value,
+    /// The business key; `None`: computed by the workflow's `key` expression.
+    pub key: Option<String>,
     pub idempotency_key: Option<String>,
     pub actor: Option<String>,
+    /// Only record the run; an engine started with [`Recovery::ResumeAll`] runs it.
+    pub defer: bool,
+}
+
+/// Which runs an engine drives when it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// Every run that was in flight, and every timer (a server or a worker).
+    ResumeAll,
+    /// Only runs this process starts or sends commands to (one-shot CLI commands).
+    OnDemand,
 }
 
 /// A started (or, for a used idempotency key, an existing) run.
@@ -150,10 +163,10 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts the engine on the registry's store: the writer, the timers, and every run
-    /// that was in flight when the process last stopped. Must be called inside a tokio
-    /// runtime.
-    pub fn start(registry: Arc<Registry>) -> Result<Engine, EngineError> {
+    /// Starts the engine on the registry's store: the writer, the timers and, with
+    /// [`Recovery::ResumeAll`], every run that was in flight when the process last
+    /// stopped. Must be called inside a tokio runtime.
+    pub fn start(registry: Arc<Registry>, recovery: Recovery) -> Result<Engine, EngineError> {
         let store = registry.store().clone();
         let (updates, _) = broadcast::channel(4096);
         let inner = Arc::new(Inner {
@@ -166,13 +179,15 @@ impl Engine {
             latest: Mutex::new(HashMap::new()),
             updates,
         });
-        for timer in inner.store.timers()? {
-            inner.timers.add(timer.due_ms, &timer.run);
-        }
-        let mut resume = inner.store.runs_with_status(RunStatus::Running.as_str())?;
-        resume.extend(inner.store.runs_with_inbox()?);
-        for run in resume {
-            inner.wake(&run, WAKE_INBOX);
+        if recovery == Recovery::ResumeAll {
+            for timer in inner.store.timers()? {
+                inner.timers.add(timer.due_ms, &timer.run);
+            }
+            let mut resume = inner.store.runs_with_status(RunStatus::Running.as_str())?;
+            resume.extend(inner.store.runs_with_inbox()?);
+            for run in resume {
+                inner.wake(&run, WAKE_INBOX);
+            }
         }
         tokio::spawn(fire_timers(Arc::downgrade(&inner)));
         Ok(Engine { inner })
@@ -257,9 +272,10 @@ impl Engine {
                 });
             }
         }
-        let key = match &workflow.key {
-            None => None,
-            Some(expr) => {
+        let key = match (&request.key, &workflow.key) {
+            (Some(key), _) => Some(key.clone()),
+            (None, None) => None,
+            (None, Some(expr)) => {
                 let context = expr::object([(expr::string("input"), expr::to_val(&request.input))]);
                 let invalid = |message: String| EngineError::InvalidKey {
                     workflow: workflow.name.clone(),
@@ -366,6 +382,12 @@ impl Engine {
             });
         }
         let run_id = run.id.clone();
+        if request.defer {
+            return Ok(Started {
+                run_id,
+                existing: false,
+            });
+        }
         inner.spawn(
             &run_id,
             Loaded {
@@ -456,6 +478,14 @@ impl Engine {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Resolves when run `id` is out of memory: finished, or parked until something
+    /// (a timer, an event, a person) wakes it.
+    pub async fn settle(&self, id: &str) {
+        while self.inner.live.lock().expect("live lock").contains_key(id) {
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
 

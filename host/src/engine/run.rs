@@ -582,11 +582,14 @@ impl Actor {
             }
         }
         if !self.run.status.is_finished() && self.run.status != RunStatus::Paused {
+            // Timers are the engine's own business: a run only waits when it needs
+            // something from outside (a person, an event, an exception fixed).
             let busy = self.open.iter().any(|p| {
-                matches!(
-                    self.steps[p].status,
-                    StepStatus::Scheduled | StepStatus::Running | StepStatus::Retrying
-                ) && self.steps[p].container.is_none()
+                let step = &self.steps[p];
+                let external = step.status == StepStatus::Escalated
+                    || (step.status == StepStatus::Waiting
+                        && (step.event.is_some() || step.kind == "human"));
+                step.container.is_none() && !external
             });
             self.set_status(if busy || self.open.is_empty() {
                 RunStatus::Running

@@ -25,9 +25,10 @@ pub struct WorkflowRecord {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
-    /// Some step is running or about to.
+    /// Some step is running, about to, or waiting for a timer (a retry, a `wait`).
     Running,
-    /// Every open step waits: for a timer, an event, a person or an exception.
+    /// Every open step waits for something from outside: an event, a person, or an
+    /// exception to be fixed.
     Waiting,
     /// An operator paused it; running calls finish, nothing new starts.
     Paused,

@@ -31,6 +31,11 @@ pub enum StoreError {
         #[source]
         source: redb::DatabaseError,
     },
+    #[error(
+        "database {path} is in use by another baton process (a running `baton worker` or \
+         `baton serve`?); stop it, or point --data at another directory"
+    )]
+    InUse { path: PathBuf },
     #[error("database error: {0}")]
     Redb(#[from] redb::Error),
     #[error("record {key} in table {table} is unreadable: {source}")]
@@ -91,9 +96,14 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database at `path` and makes sure every table exists.
     pub fn open(path: &Path) -> Result<Self> {
-        let db = Database::create(path).map_err(|source| StoreError::Open {
-            path: path.to_owned(),
-            source,
+        let db = Database::create(path).map_err(|source| match source {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
+                path: path.to_owned(),
+            },
+            source => StoreError::Open {
+                path: path.to_owned(),
+                source,
+            },
         })?;
         let txn = db.begin_write()?;
         {
