@@ -5,12 +5,15 @@
 pub mod stand_in;
 
 use baton::config::Config;
+use baton::engine::state::{RunView, StepRecord};
+use baton::engine::{Applied, Engine, Recovery, StartRun};
 use baton::registry::{InstallRequest, Registry};
 use baton::runtime::{Runtime, RuntimeConfig};
 use baton::store::Store;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 /// Every plugin package the tests use, with the file name of its component.
 const PLUGINS: &[(&str, &str)] = &[
@@ -179,4 +182,78 @@ impl TestRegistry {
 pub fn open_registry(dir: &Path, config: Config) -> Registry {
     let store = Store::open(&dir.join("baton.redb")).expect("store opens");
     Registry::new(store, runtime(), config)
+}
+
+/// A workflow engine on a fresh data directory, with test plugins installed.
+pub struct TestEngine {
+    pub dir: tempfile::TempDir,
+    pub registry: Arc<Registry>,
+    pub engine: Engine,
+}
+
+impl TestEngine {
+    /// Installs `plugins` (component names, unsigned) and starts the engine.
+    pub async fn with_plugins(plugins: &[&str]) -> TestEngine {
+        let test = TestRegistry::unsigned();
+        for plugin in plugins {
+            test.install(plugin).await;
+        }
+        let registry = Arc::new(test.registry);
+        let engine = Engine::start(registry.clone(), Recovery::ResumeAll).expect("engine starts");
+        TestEngine {
+            dir: test.dir,
+            registry,
+            engine,
+        }
+    }
+
+    /// Applies a YAML definition; panics with the problems if it is refused.
+    pub fn apply(&self, yaml: &str) -> Applied {
+        self.engine
+            .apply("test.yaml", yaml)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts a run and returns its id.
+    pub async fn start(&self, workflow: &str, input: serde_json::Value) -> String {
+        self.engine
+            .start_run(StartRun {
+                workflow: workflow.into(),
+                input,
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .run_id
+    }
+
+    /// Waits until run `id` stops running (finished, or waiting for the outside) and is
+    /// out of memory, then returns it.
+    pub async fn settled(&self, id: &str) -> RunView {
+        self.engine
+            .wait_for(id, Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|e| panic!("run {id}: {e}"));
+        self.engine.settle(id).await;
+        self.engine.run(id).unwrap()
+    }
+
+    /// Starts a run and waits for it to settle.
+    pub async fn run(&self, workflow: &str, input: serde_json::Value) -> RunView {
+        let id = self.start(workflow, input).await;
+        self.settled(&id).await
+    }
+}
+
+/// The record of step `path` in a run.
+pub fn step<'a>(view: &'a RunView, path: &str) -> &'a StepRecord {
+    &view
+        .steps
+        .iter()
+        .find(|s| s.path == path)
+        .unwrap_or_else(|| {
+            let paths: Vec<&str> = view.steps.iter().map(|s| s.path.as_str()).collect();
+            panic!("no step {path} in run {} (steps: {paths:?})", view.run.id)
+        })
+        .record
 }

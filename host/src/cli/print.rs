@@ -244,7 +244,11 @@ pub fn run_details(view: &RunView) {
         println!("output    {}", brief(output, 200));
     }
     if let Some(f) = &r.failure {
-        let at = f.step.as_deref().map(|s| format!(" at step {s}")).unwrap_or_default();
+        let at = f
+            .step
+            .as_deref()
+            .map(|s| format!(" at step {s}"))
+            .unwrap_or_default();
         println!("failure   {}{at}: {}", f.code, f.message);
     }
     println!();

@@ -166,10 +166,24 @@ pub fn run(data: &DataDir, command: RunCommand) -> Result<()> {
                 send(&engine, &id, InboxMessage::Cancel { actor, reason }).await
             }
             RunCommand::Pause { id } => {
-                send(&engine, &id, InboxMessage::Pause { actor: local_actor() }).await
+                send(
+                    &engine,
+                    &id,
+                    InboxMessage::Pause {
+                        actor: local_actor(),
+                    },
+                )
+                .await
             }
             RunCommand::Resume { id } => {
-                send(&engine, &id, InboxMessage::Resume { actor: local_actor() }).await
+                send(
+                    &engine,
+                    &id,
+                    InboxMessage::Resume {
+                        actor: local_actor(),
+                    },
+                )
+                .await
             }
             RunCommand::Retry { id, step, input } => {
                 let input = input.map(|i| read_json(&i, "--input")).transpose()?;
@@ -293,12 +307,18 @@ async fn settle(engine: &Engine, id: &str) -> Result<()> {
 
 pub fn event(data: &DataDir, command: EventCommand) -> Result<()> {
     match command {
-        EventCommand::Send { name, key, data: payload } => block_on(async {
+        EventCommand::Send {
+            name,
+            key,
+            data: payload,
+        } => block_on(async {
             let engine = data.engine(Recovery::OnDemand)?;
             let payload = read_json(&payload, "--data")?;
             let runs = engine.send_event(&name, &key, payload).await?;
             if runs.is_empty() {
-                println!("no run waits for {name} with key {key} yet; the event is kept for the first that will");
+                println!(
+                    "no run waits for {name} with key {key} yet; the event is kept for the first that will"
+                );
             }
             for run in runs {
                 engine.settle(&run).await;

@@ -71,11 +71,12 @@ pub fn run(data: &DataDir, command: WorkflowCommand) -> Result<()> {
                 let versions = engine.workflow_versions(&name)?;
                 match version {
                     Some(v) => {
-                        let record = versions
-                            .iter()
-                            .find(|r| r.version == v)
-                            .with_context(|| {
-                                format!("workflow {name} has no version {v} (1 to {})", versions.len())
+                        let record =
+                            versions.iter().find(|r| r.version == v).with_context(|| {
+                                format!(
+                                    "workflow {name} has no version {v} (1 to {})",
+                                    versions.len()
+                                )
                             })?;
                         if json {
                             return print::json(record);

@@ -199,20 +199,32 @@ fn check_chain(run: &str, log: &[StoredEvent], head: Option<&EventHead>) -> Resu
         if event.seq != expected_seq {
             return Err(broken(
                 expected_seq,
-                format!("event {expected_seq} is missing (the next stored is {})", event.seq),
+                format!(
+                    "event {expected_seq} is missing (the next stored is {})",
+                    event.seq
+                ),
             ));
         }
         let actual: [u8; 32] = Sha256::digest(&event.body).into();
         if actual != event.hash {
-            return Err(broken(event.seq, "the event's content does not match its hash (edited)".into()));
+            return Err(broken(
+                event.seq,
+                "the event's content does not match its hash (edited)".into(),
+            ));
         }
         let parsed: Event = serde_json::from_slice(&event.body)
             .map_err(|e| broken(event.seq, format!("the event is unreadable: {e}")))?;
         if parsed.seq != event.seq {
-            return Err(broken(event.seq, format!("the event says it is number {} (moved)", parsed.seq)));
+            return Err(broken(
+                event.seq,
+                format!("the event says it is number {} (moved)", parsed.seq),
+            ));
         }
         if parsed.prev != hex::encode(prev) {
-            return Err(broken(event.seq, "the event does not follow the one before it (reordered or replaced)".into()));
+            return Err(broken(
+                event.seq,
+                "the event does not follow the one before it (reordered or replaced)".into(),
+            ));
         }
         prev = event.hash;
     }
@@ -221,9 +233,15 @@ fn check_chain(run: &str, log: &[StoredEvent], head: Option<&EventHead>) -> Resu
         (Some(h), Some(last)) if h.seq == last.seq && h.hash == last.hash => Ok(()),
         (Some(h), Some(last)) => Err(broken(
             last.seq,
-            format!("the log ends at event {} but its recorded head is event {} (events cut off the end)", last.seq, h.seq),
+            format!(
+                "the log ends at event {} but its recorded head is event {} (events cut off the end)",
+                last.seq, h.seq
+            ),
         )),
-        (Some(h), None) => Err(broken(0, format!("the log is empty but its recorded head is event {}", h.seq))),
+        (Some(h), None) => Err(broken(
+            0,
+            format!("the log is empty but its recorded head is event {}", h.seq),
+        )),
         (None, Some(_)) => Err(broken(0, "the log has no recorded head".into())),
     }
 }
@@ -236,7 +254,14 @@ mod tests {
         let mut out: Vec<StoredEvent> = Vec::new();
         for i in 0..n {
             let head = out.last().map(head_of);
-            out.push(chain(head.as_ref(), i as u64, EventKind::StepScheduled { path: format!("s{i}"), generation: 0 }));
+            out.push(chain(
+                head.as_ref(),
+                i as u64,
+                EventKind::StepScheduled {
+                    path: format!("s{i}"),
+                    generation: 0,
+                },
+            ));
         }
         out
     }
@@ -248,15 +273,28 @@ mod tests {
         assert!(check_chain("r", &events, Some(&head)).is_ok());
 
         let mut edited = events.clone();
-        edited[1].body = String::from_utf8(edited[1].body.clone()).unwrap().replace("s1", "sX").into_bytes();
+        edited[1].body = String::from_utf8(edited[1].body.clone())
+            .unwrap()
+            .replace("s1", "sX")
+            .into_bytes();
         assert_eq!(check_chain("r", &edited, Some(&head)).unwrap_err().seq, 1);
 
         let mut deleted = events.clone();
         deleted.remove(2);
-        assert!(check_chain("r", &deleted, Some(&head)).unwrap_err().problem.contains("missing"));
+        assert!(
+            check_chain("r", &deleted, Some(&head))
+                .unwrap_err()
+                .problem
+                .contains("missing")
+        );
 
         let cut = &events[..3];
-        assert!(check_chain("r", cut, Some(&head)).unwrap_err().problem.contains("cut off"));
+        assert!(
+            check_chain("r", cut, Some(&head))
+                .unwrap_err()
+                .problem
+                .contains("cut off")
+        );
 
         let mut swapped = events.clone();
         let (a, b) = (swapped[1].clone(), swapped[2].clone());

@@ -242,10 +242,7 @@ pub fn locate(source: &str, step: Option<&str>, field: Option<&str>) -> Option<u
     };
     let first = field.split(['.', '[']).next().unwrap_or(field);
     for (i, line) in lines.iter().enumerate().skip(start) {
-        if i > start
-            && step.is_some()
-            && key_of(line).is_some_and(|(_, k, _)| k == "id")
-        {
+        if i > start && step.is_some() && key_of(line).is_some_and(|(_, k, _)| k == "id") {
             break;
         }
         if key_of(line).is_some_and(|(_, k, _)| k == first) {
@@ -265,7 +262,11 @@ mod tests {
     fn yaml_syntax_errors_carry_the_line() {
         let err = parse("name: x\nsteps:\n  - id: a\n    call: [\n", Format::Yaml).unwrap_err();
         assert!(err.line.is_some(), "{err:?}");
-        let err = parse("name: x\nsteps:\n  - id: a\n    cal: echo/echo\n", Format::Yaml).unwrap_err();
+        let err = parse(
+            "name: x\nsteps:\n  - id: a\n    cal: echo/echo\n",
+            Format::Yaml,
+        )
+        .unwrap_err();
         assert_eq!(err.line, Some(4), "{err:?}");
         assert!(err.message.contains("unknown field `cal`"), "{err}");
     }

@@ -24,7 +24,10 @@ pub fn parse_time(value: &serde_json::Value) -> Result<u64, String> {
             .ok_or_else(|| format!("{n} is not a time in unix milliseconds")),
         serde_json::Value::String(s) => humantime::parse_rfc3339_weak(s)
             .map_err(|e| format!("`{s}` is not an RFC 3339 time ({e})"))
-            .map(|t| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)),
+            .map(|t| {
+                t.duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64)
+            }),
         other => Err(format!(
             "{other} is not a time: give an RFC 3339 string or unix milliseconds"
         )),
@@ -44,8 +47,15 @@ mod tests {
     fn durations_and_times() {
         assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert!(parse_duration("soon").unwrap_err().contains("`soon` is not a duration"));
-        assert_eq!(parse_time(&serde_json::json!("1970-01-01T00:00:01Z")).unwrap(), 1000);
+        assert!(
+            parse_duration("soon")
+                .unwrap_err()
+                .contains("`soon` is not a duration")
+        );
+        assert_eq!(
+            parse_time(&serde_json::json!("1970-01-01T00:00:01Z")).unwrap(),
+            1000
+        );
         assert_eq!(parse_time(&serde_json::json!(5)).unwrap(), 5);
         assert_eq!(format_ms(1500), "1970-01-01T00:00:01.500Z");
     }

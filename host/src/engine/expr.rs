@@ -31,7 +31,13 @@ impl Expr {
         );
         let arena = Arena::default();
         let modules = loader
-            .load(&arena, File { code: source, path: () })
+            .load(
+                &arena,
+                File {
+                    code: source,
+                    path: (),
+                },
+            )
             .map_err(|errors| {
                 let mut problems = Vec::new();
                 for (_, error) in errors {
@@ -90,7 +96,13 @@ impl Expr {
     /// The expression's first output for `input`. No output, or a jq error, is an error.
     pub fn eval(&self, input: &Val) -> Result<Val, String> {
         let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, Vars::new([]));
-        match self.filter.id.run((ctx, input.clone())).map(unwrap_valr).next() {
+        match self
+            .filter
+            .id
+            .run((ctx, input.clone()))
+            .map(unwrap_valr)
+            .next()
+        {
             Some(Ok(value)) => Ok(value),
             Some(Err(e)) => Err(format!("`{}` failed: {e}", self.source)),
             None => Err(format!("`{}` produced no value", self.source)),
@@ -256,8 +268,10 @@ mod tests {
 
     #[test]
     fn templates_build_objects_and_keep_literals() {
-        let t = Template::compile(&json!({"doc": ".input.d", "n": 3, "text": "\"hi\"", "l": [".input.d", true]}))
-            .unwrap();
+        let t = Template::compile(
+            &json!({"doc": ".input.d", "n": 3, "text": "\"hi\"", "l": [".input.d", true]}),
+        )
+        .unwrap();
         let out = t.eval(&to_val(&json!({"input": {"d": "x"}}))).unwrap();
         assert_eq!(
             to_json(&out).unwrap(),
@@ -269,8 +283,20 @@ mod tests {
 
     #[test]
     fn no_output_and_runtime_errors_are_errors() {
-        assert!(Expr::compile("empty").unwrap().eval(&Val::Null).unwrap_err().contains("no value"));
-        assert!(Expr::compile("error(\"boom\")").unwrap().eval(&Val::Null).unwrap_err().contains("boom"));
+        assert!(
+            Expr::compile("empty")
+                .unwrap()
+                .eval(&Val::Null)
+                .unwrap_err()
+                .contains("no value")
+        );
+        assert!(
+            Expr::compile("error(\"boom\")")
+                .unwrap()
+                .eval(&Val::Null)
+                .unwrap_err()
+                .contains("boom")
+        );
         assert!(!Expr::compile(".missing").unwrap().test(&Val::Null).unwrap());
     }
 }

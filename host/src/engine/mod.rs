@@ -237,7 +237,11 @@ impl Engine {
             .lock()
             .expect("workflows lock")
             .insert((name.clone(), version), Arc::new(compiled));
-        self.inner.latest.lock().expect("latest lock").insert(name, version);
+        self.inner
+            .latest
+            .lock()
+            .expect("latest lock")
+            .insert(name, version);
         Ok(applied)
     }
 
@@ -282,7 +286,10 @@ impl Engine {
                     expr: expr.source().to_owned(),
                     message,
                 };
-                let value = expr.eval(&context).and_then(|v| expr::to_json(&v)).map_err(invalid)?;
+                let value = expr
+                    .eval(&context)
+                    .and_then(|v| expr::to_json(&v))
+                    .map_err(invalid)?;
                 match value {
                     Value::Null => None,
                     value => Some(key_string(&value).map_err(invalid)?),
@@ -539,7 +546,9 @@ impl Engine {
                 "step {path} of run {run} is not a waiting human task"
             )));
         }
-        let workflow = self.inner.workflow(&view.run.workflow, Some(view.run.version))?;
+        let workflow = self
+            .inner
+            .workflow(&view.run.workflow, Some(view.run.version))?;
         if let Some(workflow::Step {
             kind: workflow::StepKind::Human(task),
             ..
@@ -648,7 +657,12 @@ impl Inner {
             .lock()
             .expect("live lock")
             .insert(id.to_owned(), handle.clone());
-        tokio::spawn(run::drive(self.clone(), id.to_owned(), handle, Some(loaded)));
+        tokio::spawn(run::drive(
+            self.clone(),
+            id.to_owned(),
+            handle,
+            Some(loaded),
+        ));
     }
 
     /// Takes a run out of memory unless it was woken meanwhile. True if it may stop.
@@ -779,8 +793,12 @@ impl Catalog for Installed<'_> {
             .iter()
             .find(|a| a.name == action)
             .ok_or_else(|| {
-                let actions: Vec<&str> =
-                    record.manifest.actions.iter().map(|a| a.name.as_str()).collect();
+                let actions: Vec<&str> = record
+                    .manifest
+                    .actions
+                    .iter()
+                    .map(|a| a.name.as_str())
+                    .collect();
                 format!(
                     "plugin `{plugin}` has no action `{action}` (its actions: {})",
                     actions.join(", ")

@@ -7,7 +7,7 @@
 
 use super::Inner;
 use super::audit::{EventKind, chain, head_of};
-use super::duration::{now_ms, parse_time, format_ms};
+use super::duration::{format_ms, now_ms, parse_time};
 use super::expr::{Val, field, object, string, to_json, to_val, with_field};
 use super::state::*;
 use super::workflow::{Next, OnError, Step, StepKind, Target, WaitKind, Workflow};
@@ -120,7 +120,9 @@ pub async fn drive(inner: Arc<Inner>, id: String, live: Arc<Live>, loaded: Optio
     };
     let mut actor = Actor::new(inner.clone(), live, workflow, loaded);
     if let Err(e) = actor.run().await {
-        eprintln!("baton: run {id} stopped; it continues from its last committed state after a restart: {e}");
+        eprintln!(
+            "baton: run {id} stopped; it continues from its last committed state after a restart: {e}"
+        );
         actor.inflight.abort_all();
         inner.forget(&id);
     }
@@ -197,7 +199,9 @@ impl Actor {
     // ---- persistence ----
 
     fn has_changes(&self) -> bool {
-        self.run_dirty || !self.dirty.is_empty() || !self.job.events.is_empty()
+        self.run_dirty
+            || !self.dirty.is_empty()
+            || !self.job.events.is_empty()
             || !self.job.inbox_done.is_empty()
     }
 
@@ -229,7 +233,9 @@ impl Actor {
         if !self.inner.writer.send(Job::Transition(job, tx)) {
             return Err("the writer has stopped".into());
         }
-        let outcome = rx.await.map_err(|_| "the writer has stopped".to_owned())??;
+        let outcome = rx
+            .await
+            .map_err(|_| "the writer has stopped".to_owned())??;
         self.inbox_seen.clear();
         for due in std::mem::take(&mut self.new_timers) {
             self.inner.timers.add(due, &self.run.id);
@@ -334,10 +340,16 @@ impl Actor {
             } => {
                 let waiting = self.steps.get(&path).is_some_and(|s| {
                     s.status == StepStatus::Waiting
-                        && s.event.as_ref().is_some_and(|e| e.name == name && e.key == key)
+                        && s.event
+                            .as_ref()
+                            .is_some_and(|e| e.name == name && e.key == key)
                 });
                 if !waiting || finished {
-                    return self.refuse("event", "external", format!("step {path} no longer waits for event {name}"));
+                    return self.refuse(
+                        "event",
+                        "external",
+                        format!("step {path} no longer waits for event {name}"),
+                    );
                 }
                 self.clear_timer(&path);
                 self.steps.get_mut(&path).expect("checked").event = None;
@@ -372,21 +384,33 @@ impl Actor {
                             comment: comment.clone(),
                         });
                         self.clear_timer(&path);
-                        self.steps.get_mut(&path).expect("checked").decided_by = Some(actor.clone());
+                        self.steps.get_mut(&path).expect("checked").decided_by =
+                            Some(actor.clone());
                         let output = json!({"outcome": outcome, "data": data, "actor": actor, "comment": comment});
                         self.resume_with(&path, output, "decision");
                     }
                     Some(outcomes) => self.refuse(
                         "decision",
                         &actor,
-                        format!("`{outcome}` is not an outcome of {path} (outcomes: {})", outcomes.join(", ")),
+                        format!(
+                            "`{outcome}` is not an outcome of {path} (outcomes: {})",
+                            outcomes.join(", ")
+                        ),
                     ),
-                    None => self.refuse("decision", &actor, format!("{path} is not a waiting human task")),
+                    None => self.refuse(
+                        "decision",
+                        &actor,
+                        format!("{path} is not a waiting human task"),
+                    ),
                 }
             }
             InboxMessage::Cancel { actor, reason } => {
                 if finished {
-                    return self.refuse("cancel", &actor, format!("the run is already {}", self.run.status));
+                    return self.refuse(
+                        "cancel",
+                        &actor,
+                        format!("the run is already {}", self.run.status),
+                    );
                 }
                 self.operator("cancel", &actor, None, reason.clone());
                 self.close_open_steps();
@@ -410,7 +434,11 @@ impl Actor {
             }
             InboxMessage::Resume { actor } => {
                 if self.run.status != RunStatus::Paused {
-                    return self.refuse("resume", &actor, format!("the run is {}, not paused", self.run.status));
+                    return self.refuse(
+                        "resume",
+                        &actor,
+                        format!("the run is {}, not paused", self.run.status),
+                    );
                 }
                 self.operator("resume", &actor, None, None);
                 self.set_status(RunStatus::Running);
@@ -422,7 +450,8 @@ impl Actor {
                 let escalated = step.status == StepStatus::Escalated && !finished;
                 let failed_run = self.run.status == RunStatus::Failed
                     && step.status == StepStatus::Failed
-                    && self.run.failure.as_ref().and_then(|f| f.step.as_deref()) == Some(path.as_str())
+                    && self.run.failure.as_ref().and_then(|f| f.step.as_deref())
+                        == Some(path.as_str())
                     && path_prefix(&path).is_empty();
                 let (status, from) = (step.status, step.from.clone());
                 if !escalated && !failed_run {
@@ -432,7 +461,12 @@ impl Actor {
                         format!("{path} is {status:?}; only an escalated step, or the top-level step that failed the run, can be retried"),
                     );
                 }
-                self.operator("retry", &actor, Some(path.clone()), input.as_ref().map(|_| "with edited input".to_owned()));
+                self.operator(
+                    "retry",
+                    &actor,
+                    Some(path.clone()),
+                    input.as_ref().map(|_| "with edited input".to_owned()),
+                );
                 if failed_run {
                     self.run.failure = None;
                     self.run.finished_ms = None;
@@ -455,17 +489,25 @@ impl Actor {
                     }
                 }
             }
-            InboxMessage::Resolve { path, output, actor } => {
+            InboxMessage::Resolve {
+                path,
+                output,
+                actor,
+            } => {
                 let escalated = self
                     .steps
                     .get(&path)
                     .is_some_and(|s| s.status == StepStatus::Escalated);
                 if !escalated || finished {
-                    return self.refuse("resolve", &actor, format!("{path} is not in the exception queue"));
+                    return self.refuse(
+                        "resolve",
+                        &actor,
+                        format!("{path} is not in the exception queue"),
+                    );
                 }
                 let skipped = output.is_none();
                 let workflow = self.workflow.clone();
-        let step = &workflow.steps[path_step(&path)];
+                let step = &workflow.steps[path_step(&path)];
                 let target = match (&output, &step.next) {
                     (_, Next::To(t)) => Ok(t.clone()),
                     (Some(output), Next::Routes(_)) => route(&step, output),
@@ -477,7 +519,12 @@ impl Actor {
                     Ok(t) => t,
                     Err(f) => return self.refuse("resolve", &actor, f.message),
                 };
-                self.operator(if skipped { "skip" } else { "supply_output" }, &actor, Some(path.clone()), None);
+                self.operator(
+                    if skipped { "skip" } else { "supply_output" },
+                    &actor,
+                    Some(path.clone()),
+                    None,
+                );
                 let s = self.steps.get_mut(&path).expect("checked");
                 s.decided_by = Some(actor);
                 s.failure = None;
@@ -503,7 +550,12 @@ impl Actor {
                         },
                     );
                 }
-                self.operator("restart", &actor, Some(step.clone()), input.as_ref().map(|_| "with replacement input".to_owned()));
+                self.operator(
+                    "restart",
+                    &actor,
+                    Some(step.clone()),
+                    input.as_ref().map(|_| "with replacement input".to_owned()),
+                );
                 self.close_open_steps();
                 self.scopes.clear();
                 self.run.failure = None;
@@ -516,7 +568,13 @@ impl Actor {
         }
     }
 
-    fn operator(&mut self, action: &str, actor: &str, path: Option<String>, detail: Option<String>) {
+    fn operator(
+        &mut self,
+        action: &str,
+        actor: &str,
+        path: Option<String>,
+        detail: Option<String>,
+    ) {
         self.event(EventKind::Operator {
             action: action.to_owned(),
             actor: actor.to_owned(),
@@ -654,7 +712,11 @@ impl Actor {
                     }
                     Err(e) => self.step_failed(
                         path,
-                        Failure::engine("input_mapping", format!("step `{}`: input: {e}", step.id), false),
+                        Failure::engine(
+                            "input_mapping",
+                            format!("step `{}`: input: {e}", step.id),
+                            false,
+                        ),
                     ),
                 }
             }
@@ -670,12 +732,18 @@ impl Actor {
                         Err(e) => {
                             return self.step_failed(
                                 path,
-                                Failure::engine("condition", format!("step `{}`: {e}", step.id), false),
+                                Failure::engine(
+                                    "condition",
+                                    format!("step `{}`: {e}", step.id),
+                                    false,
+                                ),
                             );
                         }
                     }
                 }
-                let target = chosen.or_else(|| step.otherwise.clone()).unwrap_or(Target::End);
+                let target = chosen
+                    .or_else(|| step.otherwise.clone())
+                    .unwrap_or(Target::End);
                 let output = self.previous_output(path);
                 self.complete(path, output, target);
             }
@@ -715,25 +783,47 @@ impl Actor {
                         path,
                         Failure::engine(
                             "not_a_list",
-                            format!("step `{}`: for_each needs a list, `{}` gave {}", step.id, items_source(step), kind_of(&other)),
+                            format!(
+                                "step `{}`: for_each needs a list, `{}` gave {}",
+                                step.id,
+                                items_source(step),
+                                kind_of(&other)
+                            ),
                             false,
                         ),
                     ),
-                    Err(e) => self.step_failed(path, Failure::engine("for_each", format!("step `{}`: {e}", step.id), false)),
+                    Err(e) => self.step_failed(
+                        path,
+                        Failure::engine("for_each", format!("step `{}`: {e}", step.id), false),
+                    ),
                 }
             }
             StepKind::Wait(WaitKind::For(duration)) => {
                 self.park_until(path, now + duration.as_millis() as u64);
             }
             StepKind::Wait(WaitKind::Until(expr)) => {
-                match expr.eval(&context).and_then(|v| to_json(&v)).and_then(|v| parse_time(&v)) {
+                match expr
+                    .eval(&context)
+                    .and_then(|v| to_json(&v))
+                    .and_then(|v| parse_time(&v))
+                {
                     Ok(at) => self.park_until(path, at),
-                    Err(e) => self.step_failed(path, Failure::engine("wait_until", format!("step `{}`: until: {e}", step.id), false)),
+                    Err(e) => self.step_failed(
+                        path,
+                        Failure::engine(
+                            "wait_until",
+                            format!("step `{}`: until: {e}", step.id),
+                            false,
+                        ),
+                    ),
                 }
             }
             StepKind::Wait(WaitKind::Event { name, key, timeout }) => {
                 let key = match key {
-                    Some(expr) => expr.eval(&context).and_then(|v| to_json(&v)).and_then(|v| key_string(&v)),
+                    Some(expr) => expr
+                        .eval(&context)
+                        .and_then(|v| to_json(&v))
+                        .and_then(|v| key_string(&v)),
                     None => self.run.key.clone().ok_or_else(|| {
                         "the run has no business key; give the wait a `key`".to_owned()
                     }),
@@ -741,7 +831,14 @@ impl Actor {
                 let key = match key {
                     Ok(k) => k,
                     Err(e) => {
-                        return self.step_failed(path, Failure::engine("wait_key", format!("step `{}`: key: {e}", step.id), false));
+                        return self.step_failed(
+                            path,
+                            Failure::engine(
+                                "wait_key",
+                                format!("step `{}`: key: {e}", step.id),
+                                false,
+                            ),
+                        );
                     }
                 };
                 let record = self.steps.get_mut(path).expect("open");
@@ -756,7 +853,9 @@ impl Actor {
                     self.set_timer(path, due);
                 }
                 self.touch(path);
-                self.job.waits.push((name.clone(), key.clone(), path.to_owned()));
+                self.job
+                    .waits
+                    .push((name.clone(), key.clone(), path.to_owned()));
                 self.event(EventKind::Parked {
                     path: path.to_owned(),
                     on: format!("event {name} (key {key})"),
@@ -777,7 +876,14 @@ impl Actor {
                 };
                 match output {
                     Ok(output) => self.complete(path, output, Target::End),
-                    Err(e) => self.step_failed(path, Failure::engine("output_mapping", format!("step `{}`: end: {e}", step.id), false)),
+                    Err(e) => self.step_failed(
+                        path,
+                        Failure::engine(
+                            "output_mapping",
+                            format!("step `{}`: end: {e}", step.id),
+                            false,
+                        ),
+                    ),
                 }
             }
             StepKind::Fail { code, message } => {
@@ -826,7 +932,9 @@ impl Actor {
             (StepStatus::Retrying, _) => self.begin_attempt(path),
             (StepStatus::Waiting, StepKind::Wait(WaitKind::Event { name, .. })) => {
                 if let Some(wait) = self.steps.get_mut(path).expect("open").event.take() {
-                    self.job.waits_cancelled.push((wait.name, wait.key, path.to_owned()));
+                    self.job
+                        .waits_cancelled
+                        .push((wait.name, wait.key, path.to_owned()));
                 }
                 let failure = Failure::engine(
                     "wait_timeout",
@@ -835,7 +943,9 @@ impl Actor {
                 );
                 self.step_failed(path, failure);
             }
-            (StepStatus::Waiting, StepKind::Wait(_)) => self.resume_with(path, Value::Null, "timer"),
+            (StepStatus::Waiting, StepKind::Wait(_)) => {
+                self.resume_with(path, Value::Null, "timer")
+            }
             _ => {}
         }
     }
@@ -879,7 +989,10 @@ impl Actor {
                 .map_or(action.plugin.as_str(), |(n, _)| n)
                 .to_owned();
             let action = action.action.clone();
-            let input = record.input.as_ref().map_or_else(|| "null".to_owned(), Value::to_string);
+            let input = record
+                .input
+                .as_ref()
+                .map_or_else(|| "null".to_owned(), Value::to_string);
             let context = CallContext {
                 run_id: self.run.id.clone(),
                 step_id: path.clone(),
@@ -896,18 +1009,31 @@ impl Actor {
                         false,
                     )),
                     Some(pin) => {
-                        let call = registry.call_pinned(&name, &pin.version, &pin.digest, &action, &input, &context);
+                        let call = registry.call_pinned(
+                            &name,
+                            &pin.version,
+                            &pin.digest,
+                            &action,
+                            &input,
+                            &context,
+                        );
                         let call = async {
-                            call.await.map_err(|e| Failure::engine(e.code(), e.to_string(), false))
+                            call.await
+                                .map_err(|e| Failure::engine(e.code(), e.to_string(), false))
                         };
                         match timeout {
-                            Some(limit) => tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
-                                Err(Failure::engine(
-                                    "step_timeout",
-                                    format!("the step did not finish within its timeout of {}", humantime::format_duration(limit)),
-                                    true,
-                                ))
-                            }),
+                            Some(limit) => {
+                                tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+                                    Err(Failure::engine(
+                                        "step_timeout",
+                                        format!(
+                                            "the step did not finish within its timeout of {}",
+                                            humantime::format_duration(limit)
+                                        ),
+                                        true,
+                                    ))
+                                })
+                            }
                             None => call.await,
                         }
                     }
@@ -950,7 +1076,7 @@ impl Actor {
         match outcome {
             Ok(output) => {
                 let workflow = self.workflow.clone();
-        let step = &workflow.steps[path_step(&done.path)];
+                let step = &workflow.steps[path_step(&done.path)];
                 match route(&step, &output) {
                     Ok(target) => self.complete(&done.path, output, target),
                     Err(failure) => {
@@ -1062,13 +1188,19 @@ impl Actor {
                 Some(branch) => {
                     let container = step_path(&prefix, &parent.container);
                     let record = self.steps.get_mut(&container).expect("open container");
-                    let Some(Container::Parallel { pending, outputs }) = &mut record.container else {
+                    let Some(Container::Parallel { pending, outputs }) = &mut record.container
+                    else {
                         return;
                     };
                     pending.remove(&branch);
                     outputs.insert(branch, output);
                     let done = pending.is_empty().then(|| {
-                        Value::Object(outputs.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                        Value::Object(
+                            outputs
+                                .iter()
+                                .map(|(k, v)| (k.clone(), v.clone()))
+                                .collect(),
+                        )
                     });
                     self.touch(&container);
                     if let Some(all) = done {
@@ -1081,7 +1213,10 @@ impl Actor {
                     };
                     let container = container.to_owned();
                     let record = self.steps.get_mut(&container).expect("open container");
-                    let Some(Container::ForEach { outputs, running, .. }) = &mut record.container else {
+                    let Some(Container::ForEach {
+                        outputs, running, ..
+                    }) = &mut record.container
+                    else {
                         return;
                     };
                     outputs[index] = Some(output);
@@ -1099,12 +1234,21 @@ impl Actor {
     fn start_iterations(&mut self, container: &str) {
         let workflow = self.workflow.clone();
         let step = &workflow.steps[path_step(container)];
-        let StepKind::ForEach { concurrency, first, .. } = &step.kind else {
+        let StepKind::ForEach {
+            concurrency, first, ..
+        } = &step.kind
+        else {
             return;
         };
         let mut starts = Vec::new();
         let record = self.steps.get_mut(container).expect("open container");
-        let Some(Container::ForEach { items, outputs, next, running }) = &mut record.container else {
+        let Some(Container::ForEach {
+            items,
+            outputs,
+            next,
+            running,
+        }) = &mut record.container
+        else {
             return;
         };
         while *next < items.len() && (*running as u32) < *concurrency {
@@ -1113,7 +1257,14 @@ impl Actor {
             *running += 1;
         }
         let finished = *next == items.len() && *running == 0;
-        let all = finished.then(|| Value::Array(outputs.iter().map(|o| o.clone().unwrap_or(Value::Null)).collect()));
+        let all = finished.then(|| {
+            Value::Array(
+                outputs
+                    .iter()
+                    .map(|o| o.clone().unwrap_or(Value::Null))
+                    .collect(),
+            )
+        });
         self.touch(container);
         for index in starts {
             let prefix = iteration_prefix(container, index);
@@ -1147,7 +1298,11 @@ impl Actor {
                 self.finish_run(RunStatus::Succeeded, Some(output), None);
             }
             Err(e) => {
-                let failure = Failure::engine("output_mapping", format!("the workflow's output: {e}"), false);
+                let failure = Failure::engine(
+                    "output_mapping",
+                    format!("the workflow's output: {e}"),
+                    false,
+                );
                 self.close_open_steps();
                 self.finish_run(
                     RunStatus::Failed,
@@ -1186,7 +1341,9 @@ impl Actor {
             self.clear_timer(&path);
             let record = self.steps.get_mut(&path).expect("open step");
             if let Some(wait) = record.event.take() {
-                self.job.waits_cancelled.push((wait.name, wait.key, path.clone()));
+                self.job
+                    .waits_cancelled
+                    .push((wait.name, wait.key, path.clone()));
             }
             record.status = StepStatus::Cancelled;
             record.finished_ms = Some(now);
@@ -1194,7 +1351,12 @@ impl Actor {
         }
     }
 
-    fn finish_run(&mut self, status: RunStatus, output: Option<Value>, failure: Option<RunFailure>) {
+    fn finish_run(
+        &mut self,
+        status: RunStatus,
+        output: Option<Value>,
+        failure: Option<RunFailure>,
+    ) {
         self.run.output = output.clone();
         self.run.failure = failure.clone();
         self.run.finished_ms = Some(now_ms());
@@ -1228,17 +1390,24 @@ impl Actor {
         let base = match split_iteration(prefix) {
             None => object([
                 (string("input"), to_val(&self.run.input)),
-                (string("key"), self.run.key.as_deref().map_or(Val::Null, string)),
+                (
+                    string("key"),
+                    self.run.key.as_deref().map_or(Val::Null, string),
+                ),
                 (
                     string("run"),
-                    to_val(&json!({"id": self.run.id, "workflow": self.run.workflow, "version": self.run.version})),
+                    to_val(
+                        &json!({"id": self.run.id, "workflow": self.run.workflow, "version": self.run.version}),
+                    ),
                 ),
                 (string("steps"), object([])),
             ]),
             Some((container, index)) => {
                 let parent = self.context(path_prefix(container));
                 let item = match self.steps.get(container).and_then(|s| s.container.as_ref()) {
-                    Some(Container::ForEach { items, .. }) => items.get(index).map_or(Val::Null, to_val),
+                    Some(Container::ForEach { items, .. }) => {
+                        items.get(index).map_or(Val::Null, to_val)
+                    }
                     _ => Val::Null,
                 };
                 let with_item = with_field(&parent, "item", item);
@@ -1247,7 +1416,8 @@ impl Actor {
         };
         let mut steps = field(&base, "steps");
         for (path, record) in &self.steps {
-            if path_prefix(path) == prefix && (record.output.is_some() || record.failure.is_some()) {
+            if path_prefix(path) == prefix && (record.output.is_some() || record.failure.is_some())
+            {
                 steps = with_field(&steps, &record.id, step_entry(record));
             }
         }
@@ -1270,9 +1440,15 @@ impl Actor {
 
 fn step_entry(record: &StepRecord) -> Val {
     let mut entry = serde_json::Map::new();
-    entry.insert("output".into(), record.output.clone().unwrap_or(Value::Null));
+    entry.insert(
+        "output".into(),
+        record.output.clone().unwrap_or(Value::Null),
+    );
     if let Some(f) = &record.failure {
-        entry.insert("failure".into(), json!({"code": f.code, "message": f.message, "details": f.details}));
+        entry.insert(
+            "failure".into(),
+            json!({"code": f.code, "message": f.message, "details": f.details}),
+        );
     }
     to_val(&Value::Object(entry))
 }
@@ -1307,7 +1483,10 @@ pub fn key_string(value: &Value) -> Result<String, String> {
     match value {
         Value::String(s) => Ok(s.clone()),
         Value::Number(n) => Ok(n.to_string()),
-        other => Err(format!("a key must be a string or a number, not {}", kind_of(other))),
+        other => Err(format!(
+            "a key must be a string or a number, not {}",
+            kind_of(other)
+        )),
     }
 }
 

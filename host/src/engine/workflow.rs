@@ -280,10 +280,7 @@ impl Compiler<'_> {
                 ),
             );
         }
-        let key = def
-            .key
-            .as_deref()
-            .and_then(|k| self.expr(None, "key", k));
+        let key = def.key.as_deref().and_then(|k| self.expr(None, "key", k));
         let input_schema = def.input_schema.as_ref().and_then(|s| {
             schema::compile(s)
                 .map_err(|e| self.problem(None, Some("input_schema"), e))
@@ -325,7 +322,13 @@ impl Compiler<'_> {
         defs[0].id.clone()
     }
 
-    fn step(&mut self, def: &StepDef, following: Target, siblings: &[&str], parent: Option<Parent>) {
+    fn step(
+        &mut self,
+        def: &StepDef,
+        following: Target,
+        siblings: &[&str],
+        parent: Option<Parent>,
+    ) {
         let id = def.id.as_str();
         let sid = Some(id);
         if !valid_name(id) || id == "end" {
@@ -366,7 +369,10 @@ impl Compiler<'_> {
                 self.problem(
                     sid,
                     Some(many[1]),
-                    format!("a step has exactly one kind, this one has {}", many.join(" and ")),
+                    format!(
+                        "a step has exactly one kind, this one has {}",
+                        many.join(" and ")
+                    ),
                 );
                 return;
             }
@@ -401,7 +407,10 @@ impl Compiler<'_> {
             }
         }
         let target = |c: &mut Self, field: &str, to: &str| c.target(id, field, to, siblings);
-        let input = def.input.as_ref().and_then(|t| self.template(sid, "input", t));
+        let input = def
+            .input
+            .as_ref()
+            .and_then(|t| self.template(sid, "input", t));
         let mut otherwise = def
             .otherwise
             .as_deref()
@@ -493,7 +502,11 @@ impl Compiler<'_> {
             "parallel" => {
                 let branches = def.parallel.as_ref().expect("kind checked");
                 if branches.is_empty() {
-                    self.problem(sid, Some("parallel"), "a parallel step needs at least one branch");
+                    self.problem(
+                        sid,
+                        Some("parallel"),
+                        "a parallel step needs at least one branch",
+                    );
                 }
                 let mut firsts = Vec::new();
                 for (name, steps) in branches {
@@ -531,7 +544,11 @@ impl Compiler<'_> {
                         }),
                     ),
                     _ => {
-                        self.problem(sid, Some("steps"), "a for_each needs `steps`: the body run for every item");
+                        self.problem(
+                            sid,
+                            Some("steps"),
+                            "a for_each needs `steps`: the body run for every item",
+                        );
                         String::new()
                     }
                 };
@@ -577,7 +594,10 @@ impl Compiler<'_> {
                     }
                     StepKind::Wait(WaitKind::Event {
                         name,
-                        key: wait.key.as_deref().and_then(|k| self.expr(sid, "wait.key", k)),
+                        key: wait
+                            .key
+                            .as_deref()
+                            .and_then(|k| self.expr(sid, "wait.key", k)),
                         timeout: wait
                             .timeout
                             .as_deref()
@@ -592,12 +612,20 @@ impl Compiler<'_> {
                     .clone()
                     .unwrap_or_else(|| vec!["approved".into(), "rejected".into()]);
                 if outcomes.is_empty() {
-                    self.problem(sid, Some("human.outcomes"), "a human task needs at least one outcome");
+                    self.problem(
+                        sid,
+                        Some("human.outcomes"),
+                        "a human task needs at least one outcome",
+                    );
                 }
                 if let Some(form) = &human.form
                     && let Err(e) = schema::compile(form)
                 {
-                    self.problem(sid, Some("human.form"), format!("not a valid JSON Schema: {e}"));
+                    self.problem(
+                        sid,
+                        Some("human.form"),
+                        format!("not a valid JSON Schema: {e}"),
+                    );
                 }
                 if let Some(NextDef::Routes(routes)) = &def.next {
                     for outcome in routes.keys() {
@@ -777,7 +805,10 @@ impl Compiler<'_> {
             self.problem(
                 Some(step),
                 Some(field),
-                format!("`{plugin}` is a {} plugin, not a {want}: use `{field_hint}:`", info.kind),
+                format!(
+                    "`{plugin}` is a {} plugin, not a {want}: use `{field_hint}:`",
+                    info.kind
+                ),
             );
         }
         // An object template must supply every field the action requires.
@@ -804,9 +835,16 @@ impl Compiler<'_> {
             .ok()
     }
 
-    fn template(&mut self, step: Option<&str>, field: &str, value: &serde_json::Value) -> Option<Template> {
+    fn template(
+        &mut self,
+        step: Option<&str>,
+        field: &str,
+        value: &serde_json::Value,
+    ) -> Option<Template> {
         Template::compile(value)
-            .map_err(|(path, e)| self.problem(step, Some(&format!("{field}{path}")), format!("jq: {e}")))
+            .map_err(|(path, e)| {
+                self.problem(step, Some(&format!("{field}{path}")), format!("jq: {e}"))
+            })
             .ok()
     }
 
@@ -819,11 +857,19 @@ impl Compiler<'_> {
     fn retry(&mut self, step: &str, def: &definition::RetryDef) -> Retry {
         let s = Some(step);
         if def.attempts == 0 || def.attempts > 100 {
-            self.problem(s, Some("retry.attempts"), "attempts must be between 1 and 100 (the first attempt counts)");
+            self.problem(
+                s,
+                Some("retry.attempts"),
+                "attempts must be between 1 and 100 (the first attempt counts)",
+            );
         }
         let multiplier = def.multiplier.unwrap_or(2.0);
         if !(1.0..=10.0).contains(&multiplier) {
-            self.problem(s, Some("retry.multiplier"), "the multiplier must be between 1 and 10");
+            self.problem(
+                s,
+                Some("retry.multiplier"),
+                "the multiplier must be between 1 and 10",
+            );
         }
         let backoff = def
             .backoff
@@ -908,7 +954,12 @@ steps:
     fn problems_name_step_field_and_line() {
         let yaml = "name: demo\nsteps:\n  - id: a\n    call: echo/echo\n    next: nowhere\n  - id: b\n    call: nosuch/x\n  - id: c\n    call: echo/echo\n    input: { x: .input | ( }\n";
         let found = problems(yaml);
-        let find = |step: &str| found.iter().find(|p| p.step.as_deref() == Some(step)).unwrap();
+        let find = |step: &str| {
+            found
+                .iter()
+                .find(|p| p.step.as_deref() == Some(step))
+                .unwrap()
+        };
         let a = find("a");
         assert_eq!((a.field.as_deref(), a.line), (Some("next"), Some(5)));
         assert!(a.message.contains("unknown step `nowhere`"), "{a}");
@@ -925,16 +976,34 @@ steps:
     fn unreachable_steps_and_kind_mismatches_are_refused() {
         let yaml = "name: demo\nsteps:\n  - id: a\n    call: echo/echo\n    next: end\n  - id: orphan\n    rule: echo/echo\n";
         let found = problems(yaml);
-        assert!(found.iter().any(|p| p.step.as_deref() == Some("orphan") && p.message.contains("unreachable")), "{found:?}");
-        assert!(found.iter().any(|p| p.message.contains("use `call:`")), "{found:?}");
+        assert!(
+            found
+                .iter()
+                .any(|p| p.step.as_deref() == Some("orphan") && p.message.contains("unreachable")),
+            "{found:?}"
+        );
+        assert!(
+            found.iter().any(|p| p.message.contains("use `call:`")),
+            "{found:?}"
+        );
     }
 
     #[test]
     fn required_input_fields_and_undeclared_outcomes_are_refused() {
         let yaml = "name: demo\nsteps:\n  - id: a\n    call: erp/post\n    input: { amt: 1 }\n  - id: r\n    rule: rules/match\n    next: { approv: end }\n";
         let found = problems(yaml);
-        assert!(found.iter().any(|p| p.message.contains("requires input field `amount`")), "{found:?}");
-        assert!(found.iter().any(|p| p.field.as_deref() == Some("next.approv")), "{found:?}");
+        assert!(
+            found
+                .iter()
+                .any(|p| p.message.contains("requires input field `amount`")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|p| p.field.as_deref() == Some("next.approv")),
+            "{found:?}"
+        );
     }
 
     #[test]
@@ -947,7 +1016,10 @@ steps:
         assert_eq!(r.delay(3, 0), Duration::from_secs(2));
         assert_eq!(r.delay(20, 0), Duration::from_secs(60));
         let j = Retry::CALL_DEFAULT.delay(3, u64::MAX);
-        assert!(j > Duration::from_millis(1900) && j <= Duration::from_secs(2), "{j:?}");
+        assert!(
+            j > Duration::from_millis(1900) && j <= Duration::from_secs(2),
+            "{j:?}"
+        );
         assert_eq!(Retry::CALL_DEFAULT.delay(3, 0), Duration::from_secs(1));
     }
 }

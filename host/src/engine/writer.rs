@@ -57,7 +57,10 @@ pub struct TransitionOutcome {
 
 pub enum Job {
     Start(StartJob, oneshot::Sender<Result<Option<String>, String>>),
-    Transition(TransitionJob, oneshot::Sender<Result<TransitionOutcome, String>>),
+    Transition(
+        TransitionJob,
+        oneshot::Sender<Result<TransitionOutcome, String>>,
+    ),
     /// Put a message in a run's inbox.
     Inbox {
         run_id: String,
@@ -191,7 +194,8 @@ fn apply(batch: &mut RunBatch<'_>, job: &Job) -> Result<Applied, StoreError> {
             let mut outcome = TransitionOutcome::default();
             for (name, key, path) in &t.waits {
                 if let Some(payload) = batch.wait_for_event(name, key, run, path)? {
-                    let payload = serde_json::from_slice(&payload).unwrap_or(serde_json::Value::Null);
+                    let payload =
+                        serde_json::from_slice(&payload).unwrap_or(serde_json::Value::Null);
                     batch.push_inbox(
                         run,
                         &InboxMessage::Event {
@@ -209,7 +213,9 @@ fn apply(batch: &mut RunBatch<'_>, job: &Job) -> Result<Applied, StoreError> {
             }
             Ok(Applied::Transition(outcome))
         }
-        Job::Inbox { run_id, message, .. } => {
+        Job::Inbox {
+            run_id, message, ..
+        } => {
             batch.push_inbox(run_id, message)?;
             Ok(Applied::Inbox)
         }

@@ -237,11 +237,7 @@ impl<'t> RunBatch<'t> {
 
     /// Queues a message (operator command, decision, event) for `run`; returns its number.
     pub fn push_inbox(&mut self, run: &str, message: &impl Serialize) -> Result<u64> {
-        let next = match self
-            .inbox
-            .range((run, 0)..=(run, u64::MAX))?
-            .next_back()
-        {
+        let next = match self.inbox.range((run, 0)..=(run, u64::MAX))?.next_back() {
             Some(last) => last?.0.value().1 + 1,
             None => 0,
         };
