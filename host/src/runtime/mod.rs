@@ -107,6 +107,9 @@ struct Flavor {
     engine: Engine,
     linker: Arc<Linker<CallState>>,
     key: String,
+    /// One permit per instance slot of the pool: calls beyond the pool's size wait for
+    /// a slot instead of failing.
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// The wasmtime side of Baton. Create one per process and share it.
@@ -243,6 +246,7 @@ impl Flavor {
             engine,
             linker: Arc::new(linker),
             key,
+            slots: Arc::new(tokio::sync::Semaphore::new(calls as usize)),
         })
     }
 
@@ -266,7 +270,11 @@ impl Flavor {
             PluginKind::Connector => Prepared::Connector(ConnectorPre::new(pre).map_err(exports)?),
             PluginKind::Rule => Prepared::Rule(RulePre::new(pre).map_err(exports)?),
         };
-        Ok(PreparedPlugin::new(self.engine.clone(), prepared))
+        Ok(PreparedPlugin::new(
+            self.engine.clone(),
+            prepared,
+            self.slots.clone(),
+        ))
     }
 }
 

@@ -13,6 +13,7 @@ use super::{
 use crate::manifest::{ActionSpec, Capabilities, PluginKind, PluginManifest};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 
@@ -28,11 +29,16 @@ pub(super) enum Prepared {
 pub struct PreparedPlugin {
     engine: Engine,
     prepared: Prepared,
+    slots: Arc<Semaphore>,
 }
 
 impl PreparedPlugin {
-    pub(super) fn new(engine: Engine, prepared: Prepared) -> PreparedPlugin {
-        PreparedPlugin { engine, prepared }
+    pub(super) fn new(engine: Engine, prepared: Prepared, slots: Arc<Semaphore>) -> PreparedPlugin {
+        PreparedPlugin {
+            engine,
+            prepared,
+            slots,
+        }
     }
 
     /// Which world it implements.
@@ -143,6 +149,12 @@ impl PreparedPlugin {
         T: Redact,
         F: AsyncFnOnce(&mut Store<CallState>) -> wasmtime::Result<Result<T, wit::Failure>>,
     {
+        // The semaphore is never closed, so acquiring only waits.
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .expect("the slot semaphore stays open");
         let started = Instant::now();
         // Truncation must not leave the start of a secret behind at the cut.
         let longest_secret = grants.secrets.values().map(String::len).max().unwrap_or(0);
