@@ -154,6 +154,8 @@ pub(crate) struct Inner {
     workflows: Mutex<HashMap<(String, u32), Arc<Workflow>>>,
     latest: Mutex<HashMap<String, u32>>,
     updates: broadcast::Sender<RunUpdate>,
+    /// Callers waiting for one run's status to change.
+    waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
 }
 
 /// The workflow engine. Cheap to clone.
@@ -178,6 +180,7 @@ impl Engine {
             workflows: Mutex::new(HashMap::new()),
             latest: Mutex::new(HashMap::new()),
             updates,
+            waiters: Mutex::new(HashMap::new()),
         });
         if recovery == Recovery::ResumeAll {
             for timer in inner.store.timers()? {
@@ -449,9 +452,17 @@ impl Engine {
 
     /// Waits until run `id` is no longer running (finished, waiting or paused).
     pub async fn wait_for(&self, id: &str, limit: Duration) -> Result<RunRecord, EngineError> {
-        let mut updates = self.inner.updates.subscribe();
         let deadline = tokio::time::Instant::now() + limit;
         loop {
+            // Register before reading, so a change between the two is not missed.
+            let (tx, rx) = oneshot::channel();
+            self.inner
+                .waiters
+                .lock()
+                .expect("waiters lock")
+                .entry(id.to_owned())
+                .or_default()
+                .push(tx);
             let run: RunRecord = self
                 .inner
                 .store
@@ -460,13 +471,8 @@ impl Engine {
             if run.status != RunStatus::Running {
                 return Ok(run);
             }
-            loop {
-                match tokio::time::timeout_at(deadline, updates.recv()).await {
-                    Err(_) => return Err(EngineError::WaitTimedOut(limit)),
-                    Ok(Ok(update)) if update.run_id != id => continue,
-                    // Our run changed, or we missed updates: read it again.
-                    Ok(_) => break,
-                }
+            if tokio::time::timeout_at(deadline, rx).await.is_err() {
+                return Err(EngineError::WaitTimedOut(limit));
             }
         }
     }
@@ -681,11 +687,17 @@ impl Inner {
     }
 
     fn announce(&self, id: &str, status: RunStatus) {
-        // No subscribers is fine.
-        let _ = self.updates.send(RunUpdate {
-            run_id: id.to_owned(),
-            status,
-        });
+        let waiters = self.waiters.lock().expect("waiters lock").remove(id);
+        for waiter in waiters.into_iter().flatten() {
+            // A waiter that gave up has dropped its receiver.
+            let _ = waiter.send(());
+        }
+        if self.updates.receiver_count() > 0 {
+            let _ = self.updates.send(RunUpdate {
+                run_id: id.to_owned(),
+                status,
+            });
+        }
     }
 
     fn unknown_workflow(&self, name: &str) -> EngineError {

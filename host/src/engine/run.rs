@@ -15,12 +15,14 @@ use super::writer::{Job, TransitionJob, TransitionOutcome, encode};
 use crate::registry::CallReport;
 use crate::runtime::{CallContext, Failure};
 use crate::store::{EventHead, TimerEntry};
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use tokio::sync::{Notify, oneshot};
-use tokio::task::JoinSet;
 
 /// Why a live run was woken.
 pub const WAKE_INBOX: u8 = 1;
@@ -87,7 +89,8 @@ struct Actor {
     /// Attempts committed as started, to launch after the commit.
     launches: Vec<String>,
     new_timers: Vec<u64>,
-    inflight: JoinSet<CallDone>,
+    /// Plugin calls in flight, polled by this run's own task (no task per call).
+    inflight: FuturesUnordered<BoxFuture<'static, CallDone>>,
     /// Inbox messages handled but not yet committed as handled.
     inbox_seen: BTreeSet<u64>,
 }
@@ -123,7 +126,7 @@ pub async fn drive(inner: Arc<Inner>, id: String, live: Arc<Live>, loaded: Optio
         eprintln!(
             "baton: run {id} stopped; it continues from its last committed state after a restart: {e}"
         );
-        actor.inflight.abort_all();
+        actor.inflight.clear();
         inner.forget(&id);
     }
 }
@@ -151,7 +154,7 @@ impl Actor {
             dirty: BTreeSet::new(),
             launches: Vec::new(),
             new_timers: Vec::new(),
-            inflight: JoinSet::new(),
+            inflight: FuturesUnordered::new(),
             inbox_seen: BTreeSet::new(),
         };
         actor.recover_interrupted();
@@ -181,14 +184,11 @@ impl Actor {
                 continue;
             }
             tokio::select! {
-                Some(done) = self.inflight.join_next() => {
-                    if let Ok(done) = done {
+                Some(done) = self.inflight.next() => {
+                    self.finish_call(done);
+                    // Others that finished meanwhile go into the same commit.
+                    while let Some(Some(done)) = self.inflight.next().now_or_never() {
                         self.finish_call(done);
-                    }
-                    while let Some(done) = self.inflight.try_join_next() {
-                        if let Ok(done) = done {
-                            self.finish_call(done);
-                        }
                     }
                 }
                 _ = self.live.notify.notified() => {}
@@ -1001,7 +1001,7 @@ impl Actor {
             };
             let timeout = step.timeout;
             let registry = self.inner.registry.clone();
-            self.inflight.spawn(async move {
+            self.inflight.push(Box::pin(async move {
                 let result = match pin {
                     None => Err(Failure::engine(
                         "plugin_unpinned",
@@ -1044,7 +1044,7 @@ impl Actor {
                     attempt,
                     result,
                 }
-            });
+            }));
         }
     }
 
@@ -1334,7 +1334,7 @@ impl Actor {
 
     /// Cancels every open step: aborts calls, clears timers and waits.
     fn close_open_steps(&mut self) {
-        self.inflight.abort_all();
+        self.inflight.clear();
         self.launches.clear();
         let now = now_ms();
         for path in std::mem::take(&mut self.open) {

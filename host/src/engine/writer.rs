@@ -166,9 +166,7 @@ fn apply(batch: &mut RunBatch<'_>, job: &Job) -> Result<Applied, StoreError> {
             for (path, step) in &start.steps {
                 batch.put_step(&start.run_id, path, step)?;
             }
-            for event in &start.events {
-                batch.append_event(&start.run_id, event)?;
-            }
+            batch.append_events(&start.run_id, &start.events)?;
             Ok(Applied::Start(None))
         }
         Job::Transition(t, _) => {
@@ -179,9 +177,7 @@ fn apply(batch: &mut RunBatch<'_>, job: &Job) -> Result<Applied, StoreError> {
             for (path, step) in &t.steps {
                 batch.put_step(run, path, step)?;
             }
-            for event in &t.events {
-                batch.append_event(run, event)?;
-            }
+            batch.append_events(run, &t.events)?;
             for timer in &t.timers_cleared {
                 batch.clear_timer(timer)?;
             }

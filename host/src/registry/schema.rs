@@ -16,6 +16,10 @@ pub(crate) fn compile(schema: &Value) -> Result<Validator, String> {
 
 /// Every way `value` violates `validator`, each as `at <json pointer>: <problem>`.
 pub(crate) fn violations(validator: &Validator, value: &Value) -> Vec<String> {
+    // The common case, valid input, without building an error iterator.
+    if validator.is_valid(value) {
+        return Vec::new();
+    }
     validator
         .iter_errors(value)
         .map(|e| {

@@ -54,7 +54,6 @@ pub struct RunBatch<'t> {
     runs: Table<'t, &'static str, &'static [u8]>,
     steps: Table<'t, (&'static str, &'static str), &'static [u8]>,
     events: Table<'t, (&'static str, u64), &'static [u8]>,
-    heads: Table<'t, &'static str, &'static [u8]>,
     by_status: Table<'t, (&'static str, &'static str), ()>,
     by_workflow: Table<'t, (&'static str, &'static str), ()>,
     by_key: Table<'t, (&'static str, &'static str), ()>,
@@ -71,7 +70,6 @@ impl<'t> RunBatch<'t> {
             runs: txn.open_table(RUNS)?,
             steps: txn.open_table(RUN_STEPS)?,
             events: txn.open_table(RUN_EVENTS)?,
-            heads: txn.open_table(RUN_HEADS)?,
             by_status: txn.open_table(RUNS_BY_STATUS)?,
             by_workflow: txn.open_table(RUNS_BY_WORKFLOW)?,
             by_key: txn.open_table(RUNS_BY_KEY)?,
@@ -140,17 +138,22 @@ impl<'t> RunBatch<'t> {
         Ok(())
     }
 
-    /// Appends an event to a run's log and moves the chain head to it. The engine computes
-    /// `hash` over `body`; the store keeps both exactly as given.
-    pub fn append_event(&mut self, run: &str, event: &StoredEvent) -> Result<()> {
-        let mut value = Vec::with_capacity(32 + event.body.len());
-        value.extend_from_slice(&event.hash);
-        value.extend_from_slice(&event.body);
-        self.events.insert((run, event.seq), value.as_slice())?;
-        let mut head = [0u8; 40];
-        head[..8].copy_from_slice(&event.seq.to_be_bytes());
-        head[8..].copy_from_slice(&event.hash);
-        self.heads.insert(run, head.as_slice())?;
+    /// Appends events to a run's log and moves the chain head to the last. The engine
+    /// computes each `hash` over its `body`; the store keeps both exactly as given.
+    pub fn append_events(&mut self, run: &str, events: &[StoredEvent]) -> Result<()> {
+        let mut value = Vec::new();
+        for event in events {
+            value.clear();
+            value.extend_from_slice(&event.hash);
+            value.extend_from_slice(&event.body);
+            self.events.insert((run, event.seq), value.as_slice())?;
+        }
+        if let Some(last) = events.last() {
+            let mut head = [0u8; 40];
+            head[..8].copy_from_slice(&last.seq.to_be_bytes());
+            head[8..].copy_from_slice(&last.hash);
+            self.events.insert((run, HEAD_SEQ), head.as_slice())?;
+        }
         Ok(())
     }
 
@@ -385,8 +388,8 @@ impl Store {
             ));
         }
         let head = txn
-            .open_table(RUN_HEADS)?
-            .get(id)?
+            .open_table(RUN_EVENTS)?
+            .get((id, HEAD_SEQ))?
             .map(|v| decode_head(id, v.value()))
             .transpose()?;
         Ok(Some((run, steps, head)))
@@ -518,22 +521,21 @@ impl Store {
     pub fn run_events(&self, run: &str) -> Result<(Vec<StoredEvent>, Option<EventHead>)> {
         let txn = self.db.begin_read()?;
         let events = txn.open_table(RUN_EVENTS)?;
-        let heads = txn.open_table(RUN_HEADS)?;
         let mut out = Vec::new();
-        for entry in events.range((run, 0)..=(run, u64::MAX))? {
+        for entry in events.range((run, 0)..(run, HEAD_SEQ))? {
             let (key, value) = entry?;
             out.push(stored_event(run, key.value().1, value.value())?);
         }
-        let head = heads
-            .get(run)?
+        let head = events
+            .get((run, HEAD_SEQ))?
             .map(|v| decode_head(run, v.value()))
             .transpose()?;
         Ok((out, head))
     }
 
     /// Calls `f` with every run's id, event log and chain head, one run at a time, from
-    /// one snapshot; runs that have a head but no events (or events but no head) are
-    /// included. Stops at the first error `f` returns.
+    /// one snapshot. Runs whose record is gone but whose events remain are included.
+    /// Stops at the first error `f` returns.
     pub fn each_event_log<E: From<StoreError>>(
         &self,
         mut f: impl FnMut(&str, Vec<StoredEvent>, Option<EventHead>) -> Result<(), E>,
@@ -541,30 +543,32 @@ impl Store {
         let txn = self.db.begin_read().map_err(StoreError::from)?;
         let runs = txn.open_table(RUNS).map_err(StoreError::from)?;
         let events = txn.open_table(RUN_EVENTS).map_err(StoreError::from)?;
-        let heads = txn.open_table(RUN_HEADS).map_err(StoreError::from)?;
         let mut ids: Vec<String> = Vec::new();
         for entry in runs.iter().map_err(StoreError::from)? {
             ids.push(entry.map_err(StoreError::from)?.0.value().to_owned());
         }
-        for entry in heads.iter().map_err(StoreError::from)? {
-            ids.push(entry.map_err(StoreError::from)?.0.value().to_owned());
+        for entry in events.iter().map_err(StoreError::from)? {
+            let (key, _) = entry.map_err(StoreError::from)?;
+            let run = key.value().0;
+            if ids.last().map(String::as_str) != Some(run) {
+                ids.push(run.to_owned());
+            }
         }
         ids.sort();
         ids.dedup();
         for run in &ids {
             let mut log = Vec::new();
+            let mut head = None;
             for entry in events
-                .range((run.as_str(), 0)..=(run.as_str(), u64::MAX))
+                .range((run.as_str(), 0)..=(run.as_str(), HEAD_SEQ))
                 .map_err(StoreError::from)?
             {
                 let (key, value) = entry.map_err(StoreError::from)?;
-                log.push(stored_event(run, key.value().1, value.value())?);
+                match key.value().1 {
+                    HEAD_SEQ => head = Some(decode_head(run, value.value())?),
+                    seq => log.push(stored_event(run, seq, value.value())?),
+                }
             }
-            let head = heads
-                .get(run.as_str())
-                .map_err(StoreError::from)?
-                .map(|v| decode_head(run, v.value()))
-                .transpose()?;
             f(run, log, head)?;
         }
         Ok(ids.len())

@@ -46,11 +46,13 @@ pub const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
 pub const RUN_STEPS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("run_steps");
 
 /// Each run's append-only event log by (run id, sequence) → 32-byte hash ++ event JSON.
+/// Under (run id, [`HEAD_SEQ`]) sits the chain head: the last sequence (u64,
+/// big-endian) ++ its hash, which lets `audit verify` notice events cut off the end of
+/// a log. (Beside the events, so a transition dirties one table's pages, not two.)
 pub const RUN_EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("run_events");
 
-/// The chain head of each run's log: run id → sequence (u64, big-endian) ++ hash. Lets
-/// `audit verify` notice events cut off the end of a log.
-pub const RUN_HEADS: TableDefinition<&str, &[u8]> = TableDefinition::new("run_heads");
+/// The sequence number under which a run's chain head is stored in [`RUN_EVENTS`].
+pub const HEAD_SEQ: u64 = u64::MAX;
 
 /// Index: (status, run id).
 pub const RUNS_BY_STATUS: TableDefinition<(&str, &str), ()> =
