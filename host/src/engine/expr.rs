@@ -175,6 +175,27 @@ pub fn with_field(object: &Val, key: &str, value: Val) -> Val {
     Val::obj(map)
 }
 
+/// Sets `object.key` to `value` in place (copying the map only if another holder
+/// shares it); a non-object becomes an object.
+pub fn set_field(object: &mut Val, key: &str, value: Val) {
+    match object {
+        Val::Obj(map) => {
+            jaq_json::Rc::make_mut(map).insert(string(key), value);
+        }
+        other => *other = self::object([(string(key), value)]),
+    }
+}
+
+/// Sets `object.outer.key` to `value` in place.
+pub fn set_nested_field(object: &mut Val, outer: &str, key: &str, value: Val) {
+    if let Val::Obj(map) = object {
+        let inner = jaq_json::Rc::make_mut(map)
+            .entry(string(outer))
+            .or_insert(Val::Null);
+        set_field(inner, key, value);
+    }
+}
+
 /// A template: a JSON value whose string leaves are jq expressions. Numbers, booleans
 /// and null are taken literally; a literal string is written as a jq string (`'"text"'`).
 #[derive(Debug)]

@@ -72,7 +72,7 @@ pub enum EngineError {
         workflow: String,
         plugin: String,
         #[source]
-        source: RegistryError,
+        source: Box<RegistryError>,
     },
     #[error("no run {0}")]
     UnknownRun(String),
@@ -304,7 +304,7 @@ impl Engine {
             let unavailable = |source| EngineError::PluginUnavailable {
                 workflow: workflow.name.clone(),
                 plugin: reference.clone(),
-                source,
+                source: Box::new(source),
             };
             let target: PluginRef = reference.parse().map_err(unavailable)?;
             let record = inner.registry.resolve(&target).map_err(unavailable)?;

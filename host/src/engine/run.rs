@@ -8,7 +8,7 @@
 use super::Inner;
 use super::audit::{EventKind, chain, head_of};
 use super::duration::{format_ms, now_ms, parse_time};
-use super::expr::{Val, field, object, string, to_json, to_val, with_field};
+use super::expr::{Val, field, object, set_nested_field, string, to_json, to_val, with_field};
 use super::state::*;
 use super::workflow::{Next, OnError, Step, StepKind, Target, WaitKind, Workflow};
 use super::writer::{Job, TransitionJob, TransitionOutcome, encode};
@@ -510,7 +510,7 @@ impl Actor {
                 let step = &workflow.steps[path_step(&path)];
                 let target = match (&output, &step.next) {
                     (_, Next::To(t)) => Ok(t.clone()),
-                    (Some(output), Next::Routes(_)) => route(&step, output),
+                    (Some(output), Next::Routes(_)) => route(step, output),
                     (None, Next::Routes(_)) => step.otherwise.clone().ok_or_else(|| {
                         Failure::engine("unrouted", "a step that routes by outcome cannot be skipped; supply an output with an `outcome`", false)
                     }),
@@ -591,7 +591,7 @@ impl Actor {
         });
         let workflow = self.workflow.clone();
         let step = &workflow.steps[path_step(path)];
-        match route(&step, &output) {
+        match route(step, &output) {
             Ok(target) => self.complete(path, output, target),
             Err(failure) => self.step_failed(path, failure),
         }
@@ -1077,7 +1077,7 @@ impl Actor {
             Ok(output) => {
                 let workflow = self.workflow.clone();
                 let step = &workflow.steps[path_step(&done.path)];
-                match route(&step, &output) {
+                match route(step, &output) {
                     Ok(target) => self.complete(&done.path, output, target),
                     Err(failure) => {
                         self.steps.get_mut(&done.path).expect("open").output = Some(output);
@@ -1428,12 +1428,9 @@ impl Actor {
 
     /// Makes a finished step's output (or failure) visible to later expressions.
     fn record_in_scope(&mut self, path: &str) {
-        let prefix = path_prefix(path);
-        if let Some(context) = self.scopes.get(prefix) {
+        if let Some(context) = self.scopes.get_mut(path_prefix(path)) {
             let record = &self.steps[path];
-            let steps = with_field(&field(context, "steps"), &record.id, step_entry(record));
-            let updated = with_field(context, "steps", steps);
-            self.scopes.insert(prefix.to_owned(), updated);
+            set_nested_field(context, "steps", &record.id, step_entry(record));
         }
     }
 }
