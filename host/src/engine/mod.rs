@@ -26,10 +26,9 @@ mod writer;
 
 use crate::registry::{PluginRef, Registry, RegistryError};
 use crate::store::{RunQuery, Store, StoreError};
-use audit::{EventKind, chain, head_of};
 use definition::Format;
 use duration::now_ms;
-use run::{Live, Loaded, WAKE_INBOX, WAKE_TIMER};
+use run::{Live, WAKE_INBOX, WAKE_TIMER};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -332,80 +331,36 @@ impl Engine {
             created_ms: now,
             finished_ms: None,
         };
-        let first_step = &workflow.steps[&workflow.first];
-        let first = StepRecord {
-            id: workflow.first.clone(),
-            kind: first_step.kind_name().to_owned(),
-            generation: 0,
-            status: StepStatus::Scheduled,
-            from: None,
-            input: None,
-            input_override: None,
-            output: None,
-            failure: None,
-            attempts: vec![],
-            budget_start: 0,
-            scheduled_ms: now,
-            finished_ms: None,
-            wake_at_ms: None,
-            event: None,
-            container: None,
-            decided_by: None,
-            plugin: None,
-        };
-        let started = chain(
-            None,
-            now,
-            EventKind::RunStarted {
-                workflow: run.workflow.clone(),
-                version: run.version,
-                key: run.key.clone(),
-                input: run.input.clone(),
-                actor: request.actor,
-            },
+        let mut new_run = run::NewRun::new(
+            inner.clone(),
+            workflow.clone(),
+            run,
+            request.actor,
+            request.defer,
         );
-        let scheduled = chain(
-            Some(&head_of(&started)),
-            now,
-            EventKind::StepScheduled {
-                path: workflow.first.clone(),
-                generation: 0,
-            },
-        );
-        let head = head_of(&scheduled);
+        let (record, first) = new_run.changes();
         let job = StartJob {
-            run_id: run.id.clone(),
-            workflow: run.workflow.clone(),
-            key: run.key.clone(),
+            workflow: record.workflow.clone(),
+            key: record.key.clone(),
             idempotency_key: request.idempotency_key,
-            status: RunStatus::Running.as_str(),
-            run: encode(&run),
-            steps: vec![(workflow.first.clone(), encode(&first))],
-            events: vec![started, scheduled],
+            status: record.status.as_str(),
+            run: encode(record),
+            first,
         };
+        let run_id = record.id.clone();
         let (tx, rx) = oneshot::channel();
-        let existing = inner.submit(Job::Start(job, tx), rx).await?;
-        if let Some(existing) = existing {
-            return Ok(Started {
-                run_id: existing,
-                existing: true,
-            });
+        let outcome = match inner.submit(Job::Start(job, tx), rx).await? {
+            Err(existing) => {
+                return Ok(Started {
+                    run_id: existing,
+                    existing: true,
+                });
+            }
+            Ok(outcome) => outcome,
+        };
+        if !request.defer {
+            new_run.spawn(outcome.inbox_filled);
         }
-        let run_id = run.id.clone();
-        if request.defer {
-            return Ok(Started {
-                run_id,
-                existing: false,
-            });
-        }
-        inner.spawn(
-            &run_id,
-            Loaded {
-                run,
-                steps: vec![(workflow.first.clone(), first)],
-                head: Some(head),
-            },
-        );
         Ok(Started {
             run_id,
             existing: false,
@@ -653,22 +608,15 @@ impl Inner {
         let handle = Arc::new(Live::new(flags));
         live.insert(id.to_owned(), handle.clone());
         drop(live);
-        tokio::spawn(run::drive(self.clone(), id.to_owned(), handle, None));
+        tokio::spawn(run::drive(self.clone(), id.to_owned(), handle));
     }
 
-    /// Makes a just-created run live with its state in hand.
-    fn spawn(self: &Arc<Self>, id: &str, loaded: Loaded) {
-        let handle = Arc::new(Live::new(0));
+    /// Registers a just-created run as live.
+    fn adopt(&self, id: &str, handle: Arc<Live>) {
         self.live
             .lock()
             .expect("live lock")
-            .insert(id.to_owned(), handle.clone());
-        tokio::spawn(run::drive(
-            self.clone(),
-            id.to_owned(),
-            handle,
-            Some(loaded),
-        ));
+            .insert(id.to_owned(), handle);
     }
 
     /// Takes a run out of memory unless it was woken meanwhile. True if it may stop.

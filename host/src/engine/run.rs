@@ -95,40 +95,83 @@ struct Actor {
     inbox_seen: BTreeSet<u64>,
 }
 
-/// Drives run `id` until it parks or finishes. `loaded` skips the read when the caller
-/// has just created the run.
-pub async fn drive(inner: Arc<Inner>, id: String, live: Arc<Live>, loaded: Option<Loaded>) {
-    let loaded = match loaded {
-        Some(l) => Some(l),
-        None => match inner.store.run_state::<RunRecord, StepRecord>(&id) {
-            Ok(Some((run, steps, head))) => Some(Loaded { run, steps, head }),
-            Ok(None) => None,
-            Err(e) => {
-                eprintln!("baton: run {id}: cannot load its state: {e}");
-                None
-            }
-        },
-    };
-    let Some(loaded) = loaded else {
-        inner.forget(&id);
-        return;
+/// A run being created: its first transitions are computed before anything is written,
+/// so the run's creation and its first step's start share one commit.
+pub struct NewRun {
+    actor: Actor,
+}
+
+impl NewRun {
+    /// Records `run` as started and schedules its first step; unless `defer`, starts
+    /// that step too (in memory, to be committed with the run).
+    pub fn new(
+        inner: Arc<Inner>,
+        workflow: Arc<Workflow>,
+        run: RunRecord,
+        actor: Option<String>,
+        defer: bool,
+    ) -> NewRun {
+        let loaded = Loaded {
+            run,
+            steps: Vec::new(),
+            head: None,
+        };
+        let mut actor_state = Actor::new(inner, Arc::new(Live::new(0)), workflow.clone(), loaded);
+        actor_state.event(EventKind::RunStarted {
+            workflow: actor_state.run.workflow.clone(),
+            version: actor_state.run.version,
+            key: actor_state.run.key.clone(),
+            input: actor_state.run.input.clone(),
+            actor,
+        });
+        actor_state.schedule(&workflow.first, None);
+        if !defer {
+            actor_state.advance();
+        }
+        NewRun { actor: actor_state }
+    }
+
+    /// The run record, encoded, and its first transition.
+    pub fn changes(&mut self) -> (&RunRecord, TransitionJob) {
+        let (mut job, _) = self.actor.take_changes();
+        job.run = None;
+        (&self.actor.run, job)
+    }
+
+    /// After the commit: makes the run live and lets it go on (calls its first step).
+    /// `inbox_filled`: the commit found a buffered event for the first step.
+    pub fn spawn(mut self, inbox_filled: bool) {
+        let inner = self.actor.inner.clone();
+        let id = self.actor.run.id.clone();
+        self.actor.committed(false);
+        if inbox_filled {
+            self.actor.live.wake(WAKE_INBOX);
+        }
+        inner.adopt(&id, self.actor.live.clone());
+        let mut actor = self.actor;
+        actor.launch();
+        tokio::spawn(actor.drive());
+    }
+}
+
+/// Loads run `id` and drives it until it parks or finishes.
+pub async fn drive(inner: Arc<Inner>, id: String, live: Arc<Live>) {
+    let loaded = match inner.store.run_state::<RunRecord, StepRecord>(&id) {
+        Ok(Some((run, steps, head))) => Loaded { run, steps, head },
+        Ok(None) => return inner.forget(&id),
+        Err(e) => {
+            eprintln!("baton: run {id}: cannot load its state: {e}");
+            return inner.forget(&id);
+        }
     };
     let workflow = match inner.workflow(&loaded.run.workflow, Some(loaded.run.version)) {
         Ok(w) => w,
         Err(e) => {
             eprintln!("baton: run {id}: cannot load its workflow: {e}");
-            inner.forget(&id);
-            return;
+            return inner.forget(&id);
         }
     };
-    let mut actor = Actor::new(inner.clone(), live, workflow, loaded);
-    if let Err(e) = actor.run().await {
-        eprintln!(
-            "baton: run {id} stopped; it continues from its last committed state after a restart: {e}"
-        );
-        actor.inflight.clear();
-        inner.forget(&id);
-    }
+    Actor::new(inner, live, workflow, loaded).drive().await
 }
 
 impl Actor {
@@ -159,6 +202,19 @@ impl Actor {
         };
         actor.recover_interrupted();
         actor
+    }
+
+    /// Runs until the run parks or finishes. A storage failure stops it; its state stays
+    /// as last committed, and the next start of the engine resumes it from there.
+    async fn drive(mut self) {
+        if let Err(e) = self.run().await {
+            let id = &self.run.id;
+            eprintln!(
+                "baton: run {id} stopped; it continues from its last committed state after a restart: {e}"
+            );
+            self.inflight.clear();
+            self.inner.forget(id);
+        }
     }
 
     async fn run(&mut self) -> Result<(), String> {
@@ -212,6 +268,21 @@ impl Actor {
     }
 
     async fn commit(&mut self) -> Result<TransitionOutcome, String> {
+        let (job, status_changed) = self.take_changes();
+        let (tx, rx) = oneshot::channel();
+        if !self.inner.writer.send(Job::Transition(job, tx)) {
+            return Err("the writer has stopped".into());
+        }
+        let outcome = rx
+            .await
+            .map_err(|_| "the writer has stopped".to_owned())??;
+        self.committed(status_changed);
+        Ok(outcome)
+    }
+
+    /// Everything changed since the last commit, as one job; and whether the run's
+    /// status changed.
+    fn take_changes(&mut self) -> (TransitionJob, bool) {
         let mut job = std::mem::take(&mut self.job);
         job.run_id = self.run.id.clone();
         for path in std::mem::take(&mut self.dirty) {
@@ -229,13 +300,11 @@ impl Actor {
             self.persisted_status = self.run.status;
             self.run_dirty = false;
         }
-        let (tx, rx) = oneshot::channel();
-        if !self.inner.writer.send(Job::Transition(job, tx)) {
-            return Err("the writer has stopped".into());
-        }
-        let outcome = rx
-            .await
-            .map_err(|_| "the writer has stopped".to_owned())??;
+        (job, status_changed)
+    }
+
+    /// What follows a commit: timers armed, watchers told.
+    fn committed(&mut self, status_changed: bool) {
         self.inbox_seen.clear();
         for due in std::mem::take(&mut self.new_timers) {
             self.inner.timers.add(due, &self.run.id);
@@ -243,7 +312,6 @@ impl Actor {
         if status_changed {
             self.inner.announce(&self.run.id, self.run.status);
         }
-        Ok(outcome)
     }
 
     fn touch(&mut self, path: &str) {

@@ -19,16 +19,14 @@ pub fn encode<T: serde::Serialize>(value: &T) -> Encoded {
     serde_json::value::to_raw_value(value).expect("records are plain data")
 }
 
-/// A new run, written only if its idempotency key is unused.
+/// A new run with its first transition, written only if its idempotency key is unused.
 pub struct StartJob {
-    pub run_id: String,
     pub workflow: String,
     pub key: Option<String>,
     pub idempotency_key: Option<String>,
     pub status: &'static str,
     pub run: Encoded,
-    pub steps: Vec<(String, Encoded)>,
-    pub events: Vec<StoredEvent>,
+    pub first: TransitionJob,
 }
 
 /// One run's transition: everything that changed in one step of the interpreter.
@@ -56,7 +54,12 @@ pub struct TransitionOutcome {
 }
 
 pub enum Job {
-    Start(StartJob, oneshot::Sender<Result<Option<String>, String>>),
+    /// Replies with the run that already holds the idempotency key, or the outcome of
+    /// the new run's first transition.
+    Start(
+        StartJob,
+        oneshot::Sender<Result<Result<TransitionOutcome, String>, String>>,
+    ),
     Transition(
         TransitionJob,
         oneshot::Sender<Result<TransitionOutcome, String>>,
@@ -139,7 +142,7 @@ fn commit(store: &Store, jobs: Vec<Job>) {
 
 /// What applying one job produced, before it is sent back.
 enum Applied {
-    Start(Option<String>),
+    Start(Result<TransitionOutcome, String>),
     Transition(TransitionOutcome),
     Inbox,
     Event(Vec<String>),
@@ -148,67 +151,25 @@ enum Applied {
 fn apply(batch: &mut RunBatch<'_>, job: &Job) -> Result<Applied, StoreError> {
     match job {
         Job::Start(start, _) => {
+            let id = start.first.run_id.as_str();
             if let Some(key) = &start.idempotency_key
-                && let Some(existing) =
-                    batch.claim_idempotency_key(&start.workflow, key, &start.run_id)?
+                && let Some(existing) = batch.claim_idempotency_key(&start.workflow, key, id)?
             {
-                return Ok(Applied::Start(Some(existing)));
+                return Ok(Applied::Start(Err(existing)));
             }
             batch.insert_run(
                 RunIndex {
-                    id: &start.run_id,
+                    id,
                     workflow: &start.workflow,
                     key: start.key.as_deref(),
                 },
                 start.status,
                 &start.run,
             )?;
-            for (path, step) in &start.steps {
-                batch.put_step(&start.run_id, path, step)?;
-            }
-            batch.append_events(&start.run_id, &start.events)?;
-            Ok(Applied::Start(None))
+            Ok(Applied::Start(Ok(apply_transition(batch, &start.first)?)))
         }
-        Job::Transition(t, _) => {
-            let run = t.run_id.as_str();
-            if let Some((old, new, record)) = &t.run {
-                batch.update_run(run, old, new, record)?;
-            }
-            for (path, step) in &t.steps {
-                batch.put_step(run, path, step)?;
-            }
-            batch.append_events(run, &t.events)?;
-            for timer in &t.timers_cleared {
-                batch.clear_timer(timer)?;
-            }
-            for timer in &t.timers_set {
-                batch.set_timer(timer)?;
-            }
-            for (name, key, path) in &t.waits_cancelled {
-                batch.cancel_wait(name, key, run, path)?;
-            }
-            let mut outcome = TransitionOutcome::default();
-            for (name, key, path) in &t.waits {
-                if let Some(payload) = batch.wait_for_event(name, key, run, path)? {
-                    let payload =
-                        serde_json::from_slice(&payload).unwrap_or(serde_json::Value::Null);
-                    batch.push_inbox(
-                        run,
-                        &InboxMessage::Event {
-                            path: path.clone(),
-                            name: name.clone(),
-                            key: key.clone(),
-                            payload,
-                        },
-                    )?;
-                    outcome.inbox_filled = true;
-                }
-            }
-            for seq in &t.inbox_done {
-                batch.remove_inbox(run, *seq)?;
-            }
-            Ok(Applied::Transition(outcome))
-        }
+        Job::Transition(t, _) => Ok(Applied::Transition(apply_transition(batch, t)?)),
+
         Job::Inbox {
             run_id, message, ..
         } => {
@@ -238,10 +199,54 @@ fn apply(batch: &mut RunBatch<'_>, job: &Job) -> Result<Applied, StoreError> {
     }
 }
 
+/// Writes one run's transition.
+fn apply_transition(
+    batch: &mut RunBatch<'_>,
+    t: &TransitionJob,
+) -> Result<TransitionOutcome, StoreError> {
+    let run = t.run_id.as_str();
+    if let Some((old, new, record)) = &t.run {
+        batch.update_run(run, old, new, record)?;
+    }
+    for (path, step) in &t.steps {
+        batch.put_step(run, path, step)?;
+    }
+    batch.append_events(run, &t.events)?;
+    for timer in &t.timers_cleared {
+        batch.clear_timer(timer)?;
+    }
+    for timer in &t.timers_set {
+        batch.set_timer(timer)?;
+    }
+    for (name, key, path) in &t.waits_cancelled {
+        batch.cancel_wait(name, key, run, path)?;
+    }
+    let mut outcome = TransitionOutcome::default();
+    for (name, key, path) in &t.waits {
+        if let Some(payload) = batch.wait_for_event(name, key, run, path)? {
+            let payload = serde_json::from_slice(&payload).unwrap_or(serde_json::Value::Null);
+            batch.push_inbox(
+                run,
+                &InboxMessage::Event {
+                    path: path.clone(),
+                    name: name.clone(),
+                    key: key.clone(),
+                    payload,
+                },
+            )?;
+            outcome.inbox_filled = true;
+        }
+    }
+    for seq in &t.inbox_done {
+        batch.remove_inbox(run, *seq)?;
+    }
+    Ok(outcome)
+}
+
 fn reply(job: Job, outcome: Result<Applied, String>) {
     // A dropped receiver means the caller stopped waiting; the write stands regardless.
     match (job, outcome) {
-        (Job::Start(_, tx), Ok(Applied::Start(existing))) => drop(tx.send(Ok(existing))),
+        (Job::Start(_, tx), Ok(Applied::Start(started))) => drop(tx.send(Ok(started))),
         (Job::Transition(_, tx), Ok(Applied::Transition(o))) => drop(tx.send(Ok(o))),
         (Job::Inbox { reply, .. }, Ok(Applied::Inbox)) => drop(reply.send(Ok(()))),
         (Job::Event { reply, .. }, Ok(Applied::Event(runs))) => drop(reply.send(Ok(runs))),
