@@ -335,7 +335,7 @@ pub fn worker(data: &DataDir, args: WorkerArgs) -> Result<()> {
         if args.forever {
             std::future::pending::<()>().await;
         }
-        engine.until_idle().await;
+        engine.until_idle().await?;
         let mut counts = Vec::new();
         for status in RunStatus::ALL {
             let n = engine.runs(Some(status), None, None, 0)?.len();

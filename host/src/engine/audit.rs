@@ -229,7 +229,11 @@ fn check_chain(run: &str, log: &[StoredEvent], head: Option<&EventHead>) -> Resu
         prev = event.hash;
     }
     match (head, log.last()) {
-        (None, None) => Ok(()),
+        // Every run starts its log with `run_started` in the transaction that creates it.
+        (None, None) => Err(broken(
+            0,
+            "the run has no events: its log was deleted".into(),
+        )),
         (Some(h), Some(last)) if h.seq == last.seq && h.hash == last.hash => Ok(()),
         (Some(h), Some(last)) => Err(broken(
             last.seq,
@@ -286,6 +290,13 @@ mod tests {
                 .unwrap_err()
                 .problem
                 .contains("missing")
+        );
+
+        assert!(
+            check_chain("r", &[], None)
+                .unwrap_err()
+                .problem
+                .contains("deleted")
         );
 
         let cut = &events[..3];

@@ -348,15 +348,23 @@ impl Engine {
             first,
         };
         let run_id = record.id.clone();
+        if !request.defer {
+            inner.adopt(&run_id, new_run.handle());
+        }
         let (tx, rx) = oneshot::channel();
-        let outcome = match inner.submit(Job::Start(job, tx), rx).await? {
-            Err(existing) => {
-                return Ok(Started {
-                    run_id: existing,
-                    existing: true,
-                });
+        let outcome = match inner.submit(Job::Start(job, tx), rx).await {
+            Ok(Ok(outcome)) => outcome,
+            other => {
+                inner.forget(&run_id, &new_run.handle());
+                return match other {
+                    Ok(Err(existing)) => Ok(Started {
+                        run_id: existing,
+                        existing: true,
+                    }),
+                    Err(e) => Err(e),
+                    Ok(Ok(_)) => unreachable!("matched above"),
+                };
             }
-            Ok(outcome) => outcome,
         };
         if !request.defer {
             new_run.spawn(outcome.inbox_filled);
@@ -438,12 +446,12 @@ impl Engine {
     }
 
     /// Resolves when no run is live and no timer is pending.
-    pub async fn until_idle(&self) {
+    pub async fn until_idle(&self) -> Result<(), EngineError> {
         loop {
             let idle = self.inner.live.lock().expect("live lock").is_empty()
-                && self.inner.timers.len() == 0;
+                && !self.inner.store.has_timers()?;
             if idle {
-                return;
+                return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -611,7 +619,8 @@ impl Inner {
         tokio::spawn(run::drive(self.clone(), id.to_owned(), handle));
     }
 
-    /// Registers a just-created run as live.
+    /// Registers a run being created as live, before its start is committed, so a wake
+    /// that arrives in between reaches its actor instead of starting a second one.
     fn adopt(&self, id: &str, handle: Arc<Live>) {
         self.live
             .lock()
@@ -625,13 +634,13 @@ impl Inner {
         if handle.pending() {
             return false;
         }
-        live.remove(id);
+        remove_own(&mut live, id, handle);
         true
     }
 
-    /// Forgets a run that could not be driven (it stays as last committed).
-    fn forget(&self, id: &str) {
-        self.live.lock().expect("live lock").remove(id);
+    /// Forgets a run whose actor stops without parking (it stays as last committed).
+    fn forget(&self, id: &str, handle: &Arc<Live>) {
+        remove_own(&mut self.live.lock().expect("live lock"), id, handle);
     }
 
     fn announce(&self, id: &str, status: RunStatus) {
@@ -714,6 +723,13 @@ impl Inner {
             .expect("workflows lock")
             .insert(key, compiled.clone());
         Ok(compiled)
+    }
+}
+
+/// Removes `id`'s entry only if it is `handle`: never another actor's.
+fn remove_own(live: &mut HashMap<String, Arc<Live>>, id: &str, handle: &Arc<Live>) {
+    if live.get(id).is_some_and(|h| Arc::ptr_eq(h, handle)) {
+        live.remove(id);
     }
 }
 

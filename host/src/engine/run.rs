@@ -131,6 +131,11 @@ impl NewRun {
         NewRun { actor: actor_state }
     }
 
+    /// The handle that wakes this run once it is live.
+    pub fn handle(&self) -> Arc<Live> {
+        self.actor.live.clone()
+    }
+
     /// The run record, encoded, and its first transition.
     pub fn changes(&mut self) -> (&RunRecord, TransitionJob) {
         let (mut job, _) = self.actor.take_changes();
@@ -141,13 +146,10 @@ impl NewRun {
     /// After the commit: makes the run live and lets it go on (calls its first step).
     /// `inbox_filled`: the commit found a buffered event for the first step.
     pub fn spawn(mut self, inbox_filled: bool) {
-        let inner = self.actor.inner.clone();
-        let id = self.actor.run.id.clone();
         self.actor.committed(false);
         if inbox_filled {
             self.actor.live.wake(WAKE_INBOX);
         }
-        inner.adopt(&id, self.actor.live.clone());
         let mut actor = self.actor;
         actor.launch();
         tokio::spawn(actor.drive());
@@ -158,17 +160,17 @@ impl NewRun {
 pub async fn drive(inner: Arc<Inner>, id: String, live: Arc<Live>) {
     let loaded = match inner.store.run_state::<RunRecord, StepRecord>(&id) {
         Ok(Some((run, steps, head))) => Loaded { run, steps, head },
-        Ok(None) => return inner.forget(&id),
+        Ok(None) => return inner.forget(&id, &live),
         Err(e) => {
             eprintln!("baton: run {id}: cannot load its state: {e}");
-            return inner.forget(&id);
+            return inner.forget(&id, &live);
         }
     };
     let workflow = match inner.workflow(&loaded.run.workflow, Some(loaded.run.version)) {
         Ok(w) => w,
         Err(e) => {
             eprintln!("baton: run {id}: cannot load its workflow: {e}");
-            return inner.forget(&id);
+            return inner.forget(&id, &live);
         }
     };
     Actor::new(inner, live, workflow, loaded).drive().await
@@ -213,7 +215,7 @@ impl Actor {
                 "baton: run {id} stopped; it continues from its last committed state after a restart: {e}"
             );
             self.inflight.clear();
-            self.inner.forget(id);
+            self.inner.forget(id, &self.live);
         }
     }
 
@@ -330,11 +332,25 @@ impl Actor {
     fn clear_timer(&mut self, path: &str) {
         let step = self.steps.get_mut(path).expect("step exists");
         if let Some(due_ms) = step.wake_at_ms.take() {
-            self.job.timers_cleared.push(TimerEntry {
+            let timer = TimerEntry {
                 due_ms,
                 run: self.run.id.clone(),
                 path: path.to_owned(),
-            });
+            };
+            // Set and cleared before any commit: it never reaches the store.
+            match self.job.timers_set.iter().position(|t| *t == timer) {
+                Some(i) => drop(self.job.timers_set.swap_remove(i)),
+                None => self.job.timers_cleared.push(timer),
+            }
+        }
+    }
+
+    /// Stops waiting for an event (unless the wait was not committed yet).
+    fn cancel_wait(&mut self, path: &str, wait: EventWait) {
+        let entry = (wait.name, wait.key, path.to_owned());
+        match self.job.waits.iter().position(|w| *w == entry) {
+            Some(i) => drop(self.job.waits.swap_remove(i)),
+            None => self.job.waits_cancelled.push(entry),
         }
     }
 
@@ -364,12 +380,15 @@ impl Actor {
             attempt.failure = Some(failure.clone());
             let number = attempt.number;
             step.budget_start += 1;
+            // Due now: the next `advance` starts it, unless the run is paused.
+            step.status = StepStatus::Retrying;
+            step.wake_at_ms = Some(now_ms());
+            self.touch(&path);
             self.event(EventKind::AttemptFailed {
                 path: path.clone(),
                 attempt: number,
                 failure,
             });
-            self.begin_attempt(&path);
         }
     }
 
@@ -1000,9 +1019,7 @@ impl Actor {
             (StepStatus::Retrying, _) => self.begin_attempt(path),
             (StepStatus::Waiting, StepKind::Wait(WaitKind::Event { name, .. })) => {
                 if let Some(wait) = self.steps.get_mut(path).expect("open").event.take() {
-                    self.job
-                        .waits_cancelled
-                        .push((wait.name, wait.key, path.to_owned()));
+                    self.cancel_wait(path, wait);
                 }
                 let failure = Failure::engine(
                     "wait_timeout",
@@ -1155,7 +1172,6 @@ impl Actor {
             }
             Err(failure) => self.attempt_failed(&done.path, failure),
         }
-        self.advance();
     }
 
     fn attempt_failed(&mut self, path: &str, failure: Failure) {
@@ -1407,12 +1423,10 @@ impl Actor {
         let now = now_ms();
         for path in std::mem::take(&mut self.open) {
             self.clear_timer(&path);
-            let record = self.steps.get_mut(&path).expect("open step");
-            if let Some(wait) = record.event.take() {
-                self.job
-                    .waits_cancelled
-                    .push((wait.name, wait.key, path.clone()));
+            if let Some(wait) = self.steps.get_mut(&path).expect("open step").event.take() {
+                self.cancel_wait(&path, wait);
             }
+            let record = self.steps.get_mut(&path).expect("open step");
             record.status = StepStatus::Cancelled;
             record.finished_ms = Some(now);
             self.touch(&path);

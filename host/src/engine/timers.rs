@@ -41,11 +41,6 @@ impl Timers {
         (due, None)
     }
 
-    /// How many timers are pending.
-    pub fn len(&self) -> usize {
-        self.heap.lock().expect("timers lock").len()
-    }
-
     /// Resolves when a timer earlier than all others was added.
     pub async fn changed(&self) {
         self.changed.notified().await

@@ -445,9 +445,8 @@ impl Store {
         match index {
             Some((table, prefix)) => {
                 let table = txn.open_table(table)?;
-                let upper = format!("{prefix}\u{10FFFF}");
                 for entry in table
-                    .range((prefix.as_str(), "")..(prefix.as_str(), upper.as_str()))?
+                    .range((prefix.as_str(), "")..=(prefix.as_str(), "\u{10FFFF}"))?
                     .rev()
                 {
                     let (key, _) = entry?;
@@ -498,6 +497,12 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Whether any timer is pending.
+    pub fn has_timers(&self) -> Result<bool> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(TIMERS)?.first()?.is_some())
     }
 
     /// Every pending timer, earliest first.
