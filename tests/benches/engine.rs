@@ -66,7 +66,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn report(name: &str, mut samples: Vec<Duration>, target: &str) {
     samples.sort();
     println!(
-        "{name:<28} p50 {:>9.3} ms   p90 {:>9.3} ms   min {:>9.3} ms   ({} runs; target {target})",
+        "{name:<28} p50 {:>9.3} ms   p90 {:>9.3} ms   min {:>9.3} ms   ({} samples; target {target})",
         percentile(&samples, 0.5).as_secs_f64() * 1e3,
         percentile(&samples, 0.9).as_secs_f64() * 1e3,
         samples[0].as_secs_f64() * 1e3,
@@ -83,8 +83,33 @@ fn rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// The floor under every durable step: a bare redb commit of one small write, on the
+/// same disk, now (disks vary from hour to hour; every figure should be read beside it).
+fn commit_floor(dir: &std::path::Path, repeats: usize) {
+    const TABLE: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("floor");
+    let db = redb::Database::create(dir.join("floor.redb")).unwrap();
+    let value = [7u8; 300];
+    let mut samples = Vec::new();
+    for i in 0..repeats as u64 {
+        let started = Instant::now();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(TABLE)
+            .unwrap()
+            .insert(i, value.as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+        samples.push(started.elapsed());
+    }
+    report(
+        "bare redb commit (floor)",
+        samples,
+        "the disk's cost of one durable step",
+    );
+}
+
 async fn benchmarks(sizes: Sizes) {
     let t = TestEngine::with_plugins(&["echo"]).await;
+    commit_floor(t.dir.path(), sizes.repeats.max(10) * 2);
     t.apply(&chain("chain-40", 40));
     t.apply(&chain("chain-10", 10));
     t.apply(&chain("lone", 1));
