@@ -11,7 +11,7 @@ use baton::registry::{InstallRequest, Registry};
 use baton::runtime::{Runtime, RuntimeConfig};
 use baton::store::Store;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -123,6 +123,45 @@ fn is_fresh(bin: &Path) -> bool {
     let root = workspace_root();
     let sources = newest(&root.join("host/src")).max(newest(&root.join("wit")));
     built >= sources
+}
+
+/// Runs the real `baton` binary on data directory `data`, in directory `cwd`, without
+/// the `BATON_*` variables of the environment.
+pub fn run_baton(data: &Path, cwd: &Path, args: &[&str]) -> Output {
+    Command::new(baton_bin())
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("BATON_DATA")
+        .env_remove("BATON_CONFIG")
+        .output()
+        .expect("baton runs")
+}
+
+/// [`run_baton`], expecting success; returns stdout and stderr.
+pub fn baton_ok(data: &Path, cwd: &Path, args: &[&str]) -> (String, String) {
+    let out = run_baton(data, cwd, args);
+    let (stdout, stderr) = texts(&out);
+    assert!(
+        out.status.success(),
+        "baton {args:?} failed\nstdout: {stdout}\nstderr: {stderr}"
+    );
+    (stdout, stderr)
+}
+
+/// [`run_baton`], expecting failure; returns stdout and stderr.
+pub fn baton_fails(data: &Path, cwd: &Path, args: &[&str]) -> (String, String) {
+    let out = run_baton(data, cwd, args);
+    assert!(!out.status.success(), "baton {args:?} should fail");
+    texts(&out)
+}
+
+fn texts(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// A shared runtime with small pools (tests create many registries).

@@ -1,9 +1,9 @@
 //! The `baton` binary, driven as a user would: keygen, sign, install, list, show,
 //! invoke, grant and remove on a data directory.
 
-use baton_tests::{baton_bin, plugin_wasm};
+use baton_tests::{baton_fails, baton_ok, plugin_wasm, run_baton};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 struct Cli {
     dir: tempfile::TempDir,
@@ -21,34 +21,18 @@ impl Cli {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(baton_bin())
-            .arg("--data")
-            .arg(self.path("data"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .env_remove("BATON_DATA")
-            .env_remove("BATON_CONFIG")
-            .output()
-            .expect("baton runs")
+        run_baton(&self.path("data"), self.dir.path(), args)
     }
 
-    /// Runs and expects success; returns stdout.
+    /// Runs and expects success; returns stdout and stderr.
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success(),
-            "baton {args:?} failed\nstdout: {stdout}\nstderr: {stderr}"
-        );
+        let (stdout, stderr) = baton_ok(&self.path("data"), self.dir.path(), args);
         stdout + &stderr
     }
 
     /// Runs and expects failure; returns stderr.
     fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(!out.status.success(), "baton {args:?} should fail");
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        baton_fails(&self.path("data"), self.dir.path(), args).1
     }
 }
 

@@ -11,35 +11,17 @@ use baton::engine::audit::{Event, EventKind};
 use baton::engine::state::{RunRecord, RunStatus};
 use baton::store::Store;
 use baton_tests::stand_in::{Reply, StandIn};
-use baton_tests::{baton_bin, plugin_wasm};
+use baton_tests::{baton_bin, baton_ok, plugin_wasm};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const RUNS: usize = 400;
 
-fn baton(data: &Path, args: &[&str]) -> Output {
-    Command::new(baton_bin())
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env_remove("BATON_DATA")
-        .env_remove("BATON_CONFIG")
-        .output()
-        .expect("baton runs")
-}
-
 fn ok(data: &Path, args: &[&str]) -> String {
-    let out = baton(data, args);
-    assert!(
-        out.status.success(),
-        "baton {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    baton_ok(data, data, args).0
 }
 
 /// A data directory with the plugins installed, the workflow applied and every run

@@ -175,16 +175,7 @@ async fn for_each_keeps_item_order_and_its_concurrency_limit() {
         f.fetch_sub(1, Ordering::SeqCst);
         Reply::json(200, json!({"n": n}))
     });
-    let t = TestEngine::with_plugins(&["http"]).await;
-    t.registry
-        .grant(
-            "http",
-            &GrantChange {
-                add_hosts: vec![format!("127.0.0.1:{}", server.addr.port())],
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let t = http_engine(&server).await;
     t.apply(&format!(
         r#"
 name: each

@@ -2,11 +2,11 @@
 //! show, list, idempotent starts, audit verification of a tampered database, and
 //! refusal of a database from a newer Baton.
 
-use baton_tests::{baton_bin, plugin_wasm};
+use baton_tests::{baton_fails, baton_ok, plugin_wasm, run_baton};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 struct Cli {
     dir: tempfile::TempDir,
@@ -27,32 +27,16 @@ impl Cli {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(baton_bin())
-            .arg("--data")
-            .arg(self.data())
-            .args(args)
-            .current_dir(self.dir.path())
-            .env_remove("BATON_DATA")
-            .env_remove("BATON_CONFIG")
-            .output()
-            .expect("baton runs")
+        run_baton(&self.data(), self.dir.path(), args)
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "baton {args:?} failed\nstdout: {stdout}\nstderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
+        baton_ok(&self.data(), self.dir.path(), args).0
     }
 
     fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(!out.status.success(), "baton {args:?} should fail");
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+        let (stdout, stderr) = baton_fails(&self.data(), self.dir.path(), args);
+        stdout + &stderr
     }
 
     fn write(&self, name: &str, text: &str) -> String {

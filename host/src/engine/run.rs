@@ -799,11 +799,7 @@ impl Actor {
                     }
                     Err(e) => self.step_failed(
                         path,
-                        Failure::engine(
-                            "input_mapping",
-                            format!("step `{}`: input: {e}", step.id),
-                            false,
-                        ),
+                        mapping_failure(step, "input_mapping", format!("input: {e}")),
                     ),
                 }
             }
@@ -817,14 +813,7 @@ impl Actor {
                         }
                         Ok(false) => {}
                         Err(e) => {
-                            return self.step_failed(
-                                path,
-                                Failure::engine(
-                                    "condition",
-                                    format!("step `{}`: {e}", step.id),
-                                    false,
-                                ),
-                            );
+                            return self.step_failed(path, mapping_failure(step, "condition", e));
                         }
                     }
                 }
@@ -868,21 +857,17 @@ impl Actor {
                     }
                     Ok(other) => self.step_failed(
                         path,
-                        Failure::engine(
+                        mapping_failure(
+                            step,
                             "not_a_list",
                             format!(
-                                "step `{}`: for_each needs a list, `{}` gave {}",
-                                step.id,
+                                "for_each needs a list, `{}` gave {}",
                                 items_source(step),
                                 kind_of(&other)
                             ),
-                            false,
                         ),
                     ),
-                    Err(e) => self.step_failed(
-                        path,
-                        Failure::engine("for_each", format!("step `{}`: {e}", step.id), false),
-                    ),
+                    Err(e) => self.step_failed(path, mapping_failure(step, "for_each", e)),
                 }
             }
             StepKind::Wait(WaitKind::For(duration)) => {
@@ -897,11 +882,7 @@ impl Actor {
                     Ok(at) => self.park_until(path, at),
                     Err(e) => self.step_failed(
                         path,
-                        Failure::engine(
-                            "wait_until",
-                            format!("step `{}`: until: {e}", step.id),
-                            false,
-                        ),
+                        mapping_failure(step, "wait_until", format!("until: {e}")),
                     ),
                 }
             }
@@ -920,11 +901,7 @@ impl Actor {
                     Err(e) => {
                         return self.step_failed(
                             path,
-                            Failure::engine(
-                                "wait_key",
-                                format!("step `{}`: key: {e}", step.id),
-                                false,
-                            ),
+                            mapping_failure(step, "wait_key", format!("key: {e}")),
                         );
                     }
                 };
@@ -965,11 +942,7 @@ impl Actor {
                     Ok(output) => self.complete(path, output, Target::End),
                     Err(e) => self.step_failed(
                         path,
-                        Failure::engine(
-                            "output_mapping",
-                            format!("step `{}`: end: {e}", step.id),
-                            false,
-                        ),
+                        mapping_failure(step, "output_mapping", format!("end: {e}")),
                     ),
                 }
             }
@@ -1515,6 +1488,11 @@ impl Actor {
             set_nested_field(context, "steps", &record.id, step_entry(record));
         }
     }
+}
+
+/// A step whose expression failed: not retryable, and the message names the step.
+fn mapping_failure(step: &Step, code: &str, detail: String) -> Failure {
+    Failure::engine(code, format!("step `{}`: {detail}", step.id), false)
 }
 
 fn step_entry(record: &StepRecord) -> Val {
