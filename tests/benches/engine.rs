@@ -250,7 +250,9 @@ fn main() {
         }
     };
     if !measure {
-        println!("smoke mode (cargo test): small sizes, and a debug build: these are not measurements");
+        println!(
+            "smoke mode (cargo test): small sizes, and a debug build: these are not measurements"
+        );
     }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
