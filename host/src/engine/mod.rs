@@ -352,18 +352,18 @@ impl Engine {
             inner.adopt(&run_id, new_run.handle());
         }
         let (tx, rx) = oneshot::channel();
-        let outcome = match inner.submit(Job::Start(job, tx), rx).await {
-            Ok(Ok(outcome)) => outcome,
-            other => {
-                inner.forget(&run_id, &new_run.handle());
-                return match other {
-                    Ok(Err(existing)) => Ok(Started {
-                        run_id: existing,
-                        existing: true,
-                    }),
-                    Err(e) => Err(e),
-                    Ok(Ok(_)) => unreachable!("matched above"),
-                };
+        let submitted = inner.submit(Job::Start(job, tx), rx).await;
+        if !matches!(submitted, Ok(Ok(_))) {
+            // Nothing was started: the run must not stay registered as live.
+            inner.forget(&run_id, &new_run.handle());
+        }
+        let outcome = match submitted? {
+            Ok(outcome) => outcome,
+            Err(existing) => {
+                return Ok(Started {
+                    run_id: existing,
+                    existing: true,
+                });
             }
         };
         if !request.defer {

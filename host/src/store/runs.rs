@@ -6,7 +6,7 @@
 
 use super::tables::*;
 use super::{Result, Store, StoreError, decode, encode};
-use redb::{ReadableDatabase, ReadableTable, Table, WriteTransaction};
+use redb::{ReadOnlyTable, ReadableDatabase, ReadableTable, Table, WriteTransaction};
 use serde::{Serialize, de::DeserializeOwned};
 
 /// The chain head of a run's event log: the last sequence number and its hash.
@@ -525,17 +525,7 @@ impl Store {
     /// One run's event log, in order, with its recorded chain head.
     pub fn run_events(&self, run: &str) -> Result<(Vec<StoredEvent>, Option<EventHead>)> {
         let txn = self.db.begin_read()?;
-        let events = txn.open_table(RUN_EVENTS)?;
-        let mut out = Vec::new();
-        for entry in events.range((run, 0)..(run, HEAD_SEQ))? {
-            let (key, value) = entry?;
-            out.push(stored_event(run, key.value().1, value.value())?);
-        }
-        let head = events
-            .get((run, HEAD_SEQ))?
-            .map(|v| decode_head(run, v.value()))
-            .transpose()?;
-        Ok((out, head))
+        read_log(&txn.open_table(RUN_EVENTS)?, run)
     }
 
     /// Calls `f` with every run's id, event log and chain head, one run at a time, from
@@ -562,22 +552,28 @@ impl Store {
         ids.sort();
         ids.dedup();
         for run in &ids {
-            let mut log = Vec::new();
-            let mut head = None;
-            for entry in events
-                .range((run.as_str(), 0)..=(run.as_str(), HEAD_SEQ))
-                .map_err(StoreError::from)?
-            {
-                let (key, value) = entry.map_err(StoreError::from)?;
-                match key.value().1 {
-                    HEAD_SEQ => head = Some(decode_head(run, value.value())?),
-                    seq => log.push(stored_event(run, seq, value.value())?),
-                }
-            }
+            let (log, head) = read_log(&events, run)?;
             f(run, log, head)?;
         }
         Ok(ids.len())
     }
+}
+
+/// One run's events in order, and its chain head (stored under [`HEAD_SEQ`]).
+fn read_log(
+    events: &ReadOnlyTable<(&'static str, u64), &'static [u8]>,
+    run: &str,
+) -> Result<(Vec<StoredEvent>, Option<EventHead>)> {
+    let mut log = Vec::new();
+    let mut head = None;
+    for entry in events.range((run, 0)..=(run, HEAD_SEQ))? {
+        let (key, value) = entry?;
+        match key.value().1 {
+            HEAD_SEQ => head = Some(decode_head(run, value.value())?),
+            seq => log.push(stored_event(run, seq, value.value())?),
+        }
+    }
+    Ok((log, head))
 }
 
 fn stored_event(run: &str, seq: u64, value: &[u8]) -> Result<StoredEvent> {
