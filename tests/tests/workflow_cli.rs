@@ -164,7 +164,15 @@ fn runs_start_show_and_list_and_reuse_an_idempotency_key() {
     assert!(err.contains("--input is not valid JSON"), "{err}");
 }
 
-const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("run_events");
+/// The run log table (host/src/store/tables.rs): events are the entries keyed `e` ++ seq.
+const LOG: TableDefinition<(&str, &[u8]), &[u8]> = TableDefinition::new("run_log");
+
+fn event_seq(entry: &[u8]) -> Option<u64> {
+    match entry {
+        [b'e', seq @ ..] => Some(u64::from_be_bytes(seq.try_into().ok()?)),
+        _ => None,
+    }
+}
 
 #[test]
 fn audit_verify_finds_an_edited_or_deleted_event() {
@@ -193,17 +201,25 @@ fn audit_verify_finds_an_edited_or_deleted_event() {
         let db = db(&cli.data());
         let txn = db.begin_write().unwrap();
         let target = {
-            let mut table = txn.open_table(EVENTS).unwrap();
+            let mut table = txn.open_table(LOG).unwrap();
             let (key, value) = table
                 .iter()
                 .unwrap()
                 .map(|e| e.unwrap())
-                .find(|(_, v)| String::from_utf8_lossy(v.value()).contains("hi A-1"))
-                .map(|(k, v)| ((k.value().0.to_owned(), k.value().1), v.value().to_vec()))
+                .find(|(k, v)| {
+                    event_seq(k.value().1).is_some()
+                        && String::from_utf8_lossy(v.value()).contains("hi A-1")
+                })
+                .map(|(k, v)| {
+                    (
+                        (k.value().0.to_owned(), k.value().1.to_vec()),
+                        v.value().to_vec(),
+                    )
+                })
                 .unwrap();
             let edited = String::from_utf8_lossy(&value).replace("hi A-1", "hi A-9");
             table
-                .insert((key.0.as_str(), key.1), edited.as_bytes())
+                .insert((key.0.as_str(), key.1.as_slice()), edited.as_bytes())
                 .unwrap();
             (key.0, key.1, value)
         };
@@ -214,7 +230,10 @@ fn audit_verify_finds_an_edited_or_deleted_event() {
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains(&format!("BROKEN: run {run} at event {seq}")),
+        text.contains(&format!(
+            "BROKEN: run {run} at event {}",
+            event_seq(&seq).unwrap()
+        )),
         "{text}"
     );
     assert!(text.contains("edited"), "{text}");
@@ -224,20 +243,20 @@ fn audit_verify_finds_an_edited_or_deleted_event() {
         let db = db(&cli.data());
         let txn = db.begin_write().unwrap();
         let other = {
-            let mut table = txn.open_table(EVENTS).unwrap();
+            let mut table = txn.open_table(LOG).unwrap();
             // Undo the edit, so only the deletion remains.
             table
-                .insert((run.as_str(), seq), original.as_slice())
+                .insert((run.as_str(), seq.as_slice()), original.as_slice())
                 .unwrap();
             let last = table
                 .iter()
                 .unwrap()
                 .map(|e| e.unwrap())
-                .filter(|(k, _)| k.value().0 != run && k.value().1 != u64::MAX)
-                .map(|(k, _)| (k.value().0.to_owned(), k.value().1))
+                .filter(|(k, _)| k.value().0 != run && event_seq(k.value().1).is_some())
+                .map(|(k, _)| (k.value().0.to_owned(), k.value().1.to_vec()))
                 .last()
                 .unwrap();
-            table.remove((last.0.as_str(), last.1)).unwrap();
+            table.remove((last.0.as_str(), last.1.as_slice())).unwrap();
             last.0
         };
         txn.commit().unwrap();
@@ -269,14 +288,33 @@ fn a_database_from_a_newer_baton_is_refused() {
             .unwrap();
         txn.commit().unwrap();
         let read = db.begin_read().unwrap();
-        assert!(read.open_table(EVENTS).is_ok());
+        assert!(read.open_table(LOG).is_ok());
     }
     let err = cli.fails(&["run", "list"]);
     assert!(
         err.contains("written by a newer Baton (format version 99)"),
         "{err}"
     );
-    assert!(err.contains("reads format version 1"), "{err}");
+    assert!(err.contains("reads format version 2"), "{err}");
+}
+
+#[test]
+fn a_database_from_an_older_development_build_is_refused() {
+    let cli = Cli::new();
+    cli.with_echo_workflow();
+    {
+        let db = db(&cli.data());
+        let txn = db.begin_write().unwrap();
+        let meta: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+        txn.open_table(meta)
+            .unwrap()
+            .insert("format_version", 1u32.to_be_bytes().as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let err = cli.fails(&["run", "list"]);
+    assert!(err.contains("format version 1"), "{err}");
+    assert!(err.contains("not migrated"), "{err}");
 }
 
 #[test]

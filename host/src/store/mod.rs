@@ -11,8 +11,10 @@ pub use records::{CorrectionRecord, GrantRecord, LimitSettings, PluginRecord, Si
 pub use runs::{EventHead, RunBatch, RunIndex, RunQuery, StoredEvent, TimerEntry};
 
 /// The layout version this build writes. A database with a higher version was written
-/// by a newer Baton and is refused rather than misread.
-pub const FORMAT_VERSION: u32 = 1;
+/// by a newer Baton and is refused rather than misread. Version 1 (development builds
+/// before the run log merged steps and events into one table) is refused too: no
+/// release wrote it, so it is not migrated.
+pub const FORMAT_VERSION: u32 = 2;
 
 use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{Serialize, de::DeserializeOwned};
@@ -58,6 +60,12 @@ pub enum StoreError {
         found: u32,
         supported: u32,
     },
+    #[error(
+        "database {path} was written by a development build of Baton (format version \
+         {found}), which is not migrated; point --data at a new directory and install and \
+         apply again"
+    )]
+    OlderFormat { path: PathBuf, found: u32 },
 }
 
 macro_rules! redb_err {
@@ -118,6 +126,12 @@ impl Store {
                         path: path.to_owned(),
                         found,
                         supported: FORMAT_VERSION,
+                    });
+                }
+                Some(found) if found < FORMAT_VERSION => {
+                    return Err(StoreError::OlderFormat {
+                        path: path.to_owned(),
+                        found,
                     });
                 }
                 Some(_) => {}

@@ -52,8 +52,7 @@ pub struct RunIndex<'a> {
 /// The tables a batch of run transitions writes to, open in one write transaction.
 pub struct RunBatch<'t> {
     runs: Table<'t, &'static str, &'static [u8]>,
-    steps: Table<'t, (&'static str, &'static str), &'static [u8]>,
-    events: Table<'t, (&'static str, u64), &'static [u8]>,
+    log: Table<'t, (&'static str, &'static [u8]), &'static [u8]>,
     by_status: Table<'t, (&'static str, &'static str), ()>,
     by_workflow: Table<'t, (&'static str, &'static str), ()>,
     by_key: Table<'t, (&'static str, &'static str), ()>,
@@ -68,8 +67,7 @@ impl<'t> RunBatch<'t> {
     fn open(txn: &'t WriteTransaction) -> Result<RunBatch<'t>> {
         Ok(RunBatch {
             runs: txn.open_table(RUNS)?,
-            steps: txn.open_table(RUN_STEPS)?,
-            events: txn.open_table(RUN_EVENTS)?,
+            log: txn.open_table(RUN_LOG)?,
             by_status: txn.open_table(RUNS_BY_STATUS)?,
             by_workflow: txn.open_table(RUNS_BY_WORKFLOW)?,
             by_key: txn.open_table(RUNS_BY_KEY)?,
@@ -134,7 +132,10 @@ impl<'t> RunBatch<'t> {
 
     /// Writes the state of the step at `path` in `run`.
     pub fn put_step(&mut self, run: &str, path: &str, record: &impl Serialize) -> Result<()> {
-        self.steps.insert((run, path), encode(record).as_slice())?;
+        self.log.insert(
+            (run, run_log::step(path).as_slice()),
+            encode(record).as_slice(),
+        )?;
         Ok(())
     }
 
@@ -146,13 +147,16 @@ impl<'t> RunBatch<'t> {
             value.clear();
             value.extend_from_slice(&event.hash);
             value.extend_from_slice(&event.body);
-            self.events.insert((run, event.seq), value.as_slice())?;
+            self.log.insert(
+                (run, run_log::event(event.seq).as_slice()),
+                value.as_slice(),
+            )?;
         }
         if let Some(last) = events.last() {
             let mut head = [0u8; 40];
             head[..8].copy_from_slice(&last.seq.to_be_bytes());
             head[8..].copy_from_slice(&last.hash);
-            self.events.insert((run, HEAD_SEQ), head.as_slice())?;
+            self.log.insert((run, run_log::HEAD), head.as_slice())?;
         }
         Ok(())
     }
@@ -374,24 +378,22 @@ impl Store {
             return Ok(None);
         };
         let run = decode("runs", id, run.value())?;
-        let table = txn.open_table(RUN_STEPS)?;
+        let log = txn.open_table(RUN_LOG)?;
+        let (first, end) = run_log::section(run_log::STEP);
         let mut steps = Vec::new();
-        for entry in table.range((id, "")..)? {
+        for entry in log.range((id, first.as_slice())..(id, end.as_slice()))? {
             let (key, value) = entry?;
-            let (r, path) = key.value();
-            if r != id {
-                break;
-            }
+            let path =
+                std::str::from_utf8(&key.value().1[1..]).map_err(|_| StoreError::Malformed {
+                    table: "run_log",
+                    key: format!("{id}/step"),
+                })?;
             steps.push((
                 path.to_owned(),
-                decode("run_steps", &format!("{r}/{path}"), value.value())?,
+                decode("run_log", &format!("{id}/{path}"), value.value())?,
             ));
         }
-        let head = txn
-            .open_table(RUN_EVENTS)?
-            .get((id, HEAD_SEQ))?
-            .map(|v| decode_head(id, v.value()))
-            .transpose()?;
+        let head = read_head(&log, id)?;
         Ok(Some((run, steps, head)))
     }
 
@@ -525,7 +527,7 @@ impl Store {
     /// One run's event log, in order, with its recorded chain head.
     pub fn run_events(&self, run: &str) -> Result<(Vec<StoredEvent>, Option<EventHead>)> {
         let txn = self.db.begin_read()?;
-        read_log(&txn.open_table(RUN_EVENTS)?, run)
+        read_log(&txn.open_table(RUN_LOG)?, run)
     }
 
     /// Calls `f` with every run's id, event log and chain head, one run at a time, from
@@ -537,12 +539,12 @@ impl Store {
     ) -> Result<usize, E> {
         let txn = self.db.begin_read().map_err(StoreError::from)?;
         let runs = txn.open_table(RUNS).map_err(StoreError::from)?;
-        let events = txn.open_table(RUN_EVENTS).map_err(StoreError::from)?;
+        let log = txn.open_table(RUN_LOG).map_err(StoreError::from)?;
         let mut ids: Vec<String> = Vec::new();
         for entry in runs.iter().map_err(StoreError::from)? {
             ids.push(entry.map_err(StoreError::from)?.0.value().to_owned());
         }
-        for entry in events.iter().map_err(StoreError::from)? {
+        for entry in log.iter().map_err(StoreError::from)? {
             let (key, _) = entry.map_err(StoreError::from)?;
             let run = key.value().0;
             if ids.last().map(String::as_str) != Some(run) {
@@ -552,34 +554,42 @@ impl Store {
         ids.sort();
         ids.dedup();
         for run in &ids {
-            let (log, head) = read_log(&events, run)?;
-            f(run, log, head)?;
+            let (events, head) = read_log(&log, run)?;
+            f(run, events, head)?;
         }
         Ok(ids.len())
     }
 }
 
-/// One run's events in order, and its chain head (stored under [`HEAD_SEQ`]).
-fn read_log(
-    events: &ReadOnlyTable<(&'static str, u64), &'static [u8]>,
-    run: &str,
-) -> Result<(Vec<StoredEvent>, Option<EventHead>)> {
-    let mut log = Vec::new();
-    let mut head = None;
-    for entry in events.range((run, 0)..=(run, HEAD_SEQ))? {
+type RunLog = ReadOnlyTable<(&'static str, &'static [u8]), &'static [u8]>;
+
+/// One run's events in order, and its recorded chain head.
+fn read_log(log: &RunLog, run: &str) -> Result<(Vec<StoredEvent>, Option<EventHead>)> {
+    let (first, end) = run_log::section(run_log::EVENT);
+    let mut events = Vec::new();
+    for entry in log.range((run, first.as_slice())..(run, end.as_slice()))? {
         let (key, value) = entry?;
-        match key.value().1 {
-            HEAD_SEQ => head = Some(decode_head(run, value.value())?),
-            seq => log.push(stored_event(run, seq, value.value())?),
-        }
+        let seq = <[u8; 8]>::try_from(&key.value().1[1..])
+            .map(u64::from_be_bytes)
+            .map_err(|_| StoreError::Malformed {
+                table: "run_log",
+                key: format!("{run}/event"),
+            })?;
+        events.push(stored_event(run, seq, value.value())?);
     }
-    Ok((log, head))
+    Ok((events, read_head(log, run)?))
+}
+
+fn read_head(log: &RunLog, run: &str) -> Result<Option<EventHead>> {
+    log.get((run, run_log::HEAD))?
+        .map(|v| decode_head(run, v.value()))
+        .transpose()
 }
 
 fn stored_event(run: &str, seq: u64, value: &[u8]) -> Result<StoredEvent> {
     if value.len() < 32 {
         return Err(StoreError::Malformed {
-            table: "run_events",
+            table: "run_log",
             key: format!("{run}/{seq}"),
         });
     }
@@ -593,7 +603,7 @@ fn stored_event(run: &str, seq: u64, value: &[u8]) -> Result<StoredEvent> {
 fn decode_head(run: &str, value: &[u8]) -> Result<EventHead> {
     if value.len() != 40 {
         return Err(StoreError::Malformed {
-            table: "run_heads",
+            table: "run_log",
             key: run.to_owned(),
         });
     }

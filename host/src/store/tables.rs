@@ -41,18 +41,41 @@ pub const WORKFLOWS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new(
 /// Runs by id → the engine's run record. Run ids sort by start time.
 pub const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
 
-/// Step states by (run id, step path) → the engine's step record. A path is the step id,
-/// prefixed inside a for-each iteration (`lines[3].check`).
-pub const RUN_STEPS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("run_steps");
+/// Everything a run writes as it goes, by (run id, entry key; see [`run_log`]): its
+/// step states, its append-only event log and the log's chain head. One table, so a
+/// transition dirties one tree's pages instead of two: on a VM disk each page written is
+/// a separate I/O request inside the commit.
+pub const RUN_LOG: TableDefinition<(&str, &[u8]), &[u8]> = TableDefinition::new("run_log");
 
-/// Each run's append-only event log by (run id, sequence) → 32-byte hash ++ event JSON.
-/// Under (run id, [`HEAD_SEQ`]) sits the chain head: the last sequence (u64,
-/// big-endian) ++ its hash, which lets `audit verify` notice events cut off the end of
-/// a log. (Beside the events, so a transition dirties one table's pages, not two.)
-pub const RUN_EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("run_events");
+/// Entry keys inside [`RUN_LOG`]. Within a run they sort events, head, steps.
+pub mod run_log {
+    /// `e` ++ sequence (u64, big-endian) → 32-byte hash ++ event JSON.
+    pub const EVENT: u8 = b'e';
+    /// The chain head: the last sequence (u64, big-endian) ++ its hash, which lets
+    /// `audit verify` notice events cut off the end of a log.
+    pub const HEAD: &[u8] = b"h";
+    /// `s` ++ step path → the engine's step record. A path is the step id, prefixed
+    /// inside a for-each iteration (`lines[3].check`).
+    pub const STEP: u8 = b's';
 
-/// The sequence number under which a run's chain head is stored in [`RUN_EVENTS`].
-pub const HEAD_SEQ: u64 = u64::MAX;
+    pub fn event(seq: u64) -> [u8; 9] {
+        let mut key = [EVENT; 9];
+        key[1..].copy_from_slice(&seq.to_be_bytes());
+        key
+    }
+
+    pub fn step(path: &str) -> Vec<u8> {
+        let mut key = Vec::with_capacity(path.len() + 1);
+        key.push(STEP);
+        key.extend_from_slice(path.as_bytes());
+        key
+    }
+
+    /// The bounds of every entry of one kind: `[kind]..[kind + 1]`.
+    pub fn section(kind: u8) -> ([u8; 1], [u8; 1]) {
+        ([kind], [kind + 1])
+    }
+}
 
 /// Index: (status, run id).
 pub const RUNS_BY_STATUS: TableDefinition<(&str, &str), ()> =
