@@ -82,6 +82,11 @@ fn publisher_signs_admin_installs_and_everyone_sees_the_same_plugin() {
         err.contains("unsigned") && err.contains("baton plugin sign"),
         "{err}"
     );
+    assert_eq!(
+        err.matches("baton plugin sign").count(),
+        1,
+        "the hint is said once: {err}"
+    );
 
     cli.ok(&["plugin", "sign", "--key", "acme.key", &echo]);
     assert!(Path::new(&format!("{echo}.sig")).exists());
