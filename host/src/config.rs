@@ -16,6 +16,11 @@
 //! fuel = 1000000000      # rules only
 //! max_input_kb = 1024
 //! max_output_kb = 1024
+//!
+//! # The HTTP server (`baton serve`); --listen and BATON_LISTEN override `listen`.
+//! [server]
+//! listen = "127.0.0.1:8080"
+//! max_body_kb = 8192
 //! ```
 
 use crate::store::LimitSettings;
@@ -63,6 +68,28 @@ pub struct Config {
     /// Default sandbox limits.
     #[serde(default)]
     pub limits: LimitSettings,
+    /// The HTTP server.
+    #[serde(default)]
+    pub server: ServerSettings,
+}
+
+/// `[server]` in `baton.toml`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address to listen on.
+    pub listen: String,
+    /// Largest request body, KiB.
+    pub max_body_kb: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            listen: "127.0.0.1:8080".into(),
+            max_body_kb: 8192,
+        }
+    }
 }
 
 impl Config {

@@ -12,6 +12,7 @@
 //!
 //! [`config`] holds the server configuration every layer reads its settings from.
 
+pub mod api;
 pub mod config;
 pub mod engine;
 pub mod manifest;

@@ -6,6 +6,7 @@ mod keys;
 mod plugin;
 mod print;
 mod run;
+mod serve;
 mod workflow;
 
 use anyhow::{Context, Result};
@@ -53,6 +54,11 @@ enum Command {
     /// Check the runs' hash-chained event logs.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Serve the HTTP API (and run the engine) on the data directory.
+    Serve(serve::ServeArgs),
+    /// Create, list and revoke API tokens (with the server stopped).
+    #[command(subcommand)]
+    Token(serve::TokenCommand),
 }
 
 /// Runs the parsed command line.
@@ -66,6 +72,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Event(command) => run::event(&context, command),
         Command::Worker(args) => run::worker(&context, args),
         Command::Audit(command) => audit::run(&context, command),
+        Command::Serve(args) => serve::serve(&context, args),
+        Command::Token(command) => serve::token(&context, command),
     }
 }
 
@@ -78,6 +86,10 @@ pub(crate) struct DataDir {
 impl DataDir {
     fn new(data: PathBuf, config: Option<PathBuf>) -> Self {
         DataDir { data, config }
+    }
+
+    fn data(&self) -> &Path {
+        &self.data
     }
 
     fn config_path(&self) -> PathBuf {

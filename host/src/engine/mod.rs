@@ -413,7 +413,8 @@ impl Engine {
         })?)
     }
 
-    /// Waits until run `id` is no longer running (finished, waiting or paused).
+    /// Waits until run `id` is no longer running (finished, or waiting or paused with no
+    /// message left to handle).
     pub async fn wait_for(&self, id: &str, limit: Duration) -> Result<RunRecord, EngineError> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
@@ -431,7 +432,11 @@ impl Engine {
                 .store
                 .run(id)?
                 .ok_or_else(|| EngineError::UnknownRun(id.to_owned()))?;
-            if run.status != RunStatus::Running {
+            // A parked run with a message waiting (an event that was already buffered,
+            // a resume) is about to go on.
+            let settled = run.status != RunStatus::Running
+                && (run.status.is_finished() || !self.inner.store.has_inbox(id)?);
+            if settled {
                 return Ok(run);
             }
             if tokio::time::timeout_at(deadline, rx).await.is_err() {
@@ -644,16 +649,21 @@ impl Inner {
     }
 
     fn announce(&self, id: &str, status: RunStatus) {
-        let waiters = self.waiters.lock().expect("waiters lock").remove(id);
-        for waiter in waiters.into_iter().flatten() {
-            // A waiter that gave up has dropped its receiver.
-            let _ = waiter.send(());
-        }
+        self.wake_waiters(id);
         if self.updates.receiver_count() > 0 {
             let _ = self.updates.send(RunUpdate {
                 run_id: id.to_owned(),
                 status,
             });
+        }
+    }
+
+    /// Tells `wait_for` callers of run `id` to look again.
+    fn wake_waiters(&self, id: &str) {
+        let waiters = self.waiters.lock().expect("waiters lock").remove(id);
+        for waiter in waiters.into_iter().flatten() {
+            // A waiter that gave up has dropped its receiver.
+            let _ = waiter.send(());
         }
     }
 

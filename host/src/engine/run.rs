@@ -271,6 +271,7 @@ impl Actor {
 
     async fn commit(&mut self) -> Result<TransitionOutcome, String> {
         let (job, status_changed) = self.take_changes();
+        let handled_inbox = !job.inbox_done.is_empty();
         let (tx, rx) = oneshot::channel();
         if !self.inner.writer.send(Job::Transition(job, tx)) {
             return Err("the writer has stopped".into());
@@ -278,7 +279,13 @@ impl Actor {
         let outcome = rx
             .await
             .map_err(|_| "the writer has stopped".to_owned())??;
-        self.committed(status_changed);
+        // A wait that found its event already buffered parks for no time at all: do not
+        // tell watchers the run is waiting when it is about to go on.
+        self.committed(status_changed && !outcome.inbox_filled);
+        if handled_inbox && !status_changed {
+            // `wait_for` holds off while a parked run has messages; now it has fewer.
+            self.inner.wake_waiters(&self.run.id);
+        }
         Ok(outcome)
     }
 

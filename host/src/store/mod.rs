@@ -6,6 +6,7 @@
 mod records;
 mod runs;
 mod tables;
+mod tokens;
 
 pub use records::{CorrectionRecord, GrantRecord, LimitSettings, PluginRecord, Signer};
 pub use runs::{EventHead, RunBatch, RunIndex, RunQuery, StoredEvent, TimerEntry};
@@ -147,6 +148,7 @@ impl Store {
         txn.open_table(PLUGIN_SECRETS)?;
         txn.open_table(CORRECTIONS)?;
         txn.open_table(WORKFLOWS)?;
+        txn.open_table(API_TOKENS)?;
         // Opening the run tables creates them, so readers never meet a missing table.
         RunBatch::create_tables(&txn)?;
         txn.commit()?;

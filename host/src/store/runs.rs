@@ -486,6 +486,13 @@ impl Store {
         Ok(out)
     }
 
+    /// Whether `run` has a message it has not handled yet.
+    pub fn has_inbox(&self, run: &str) -> Result<bool> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(RUN_INBOX)?;
+        Ok(table.range((run, 0)..=(run, u64::MAX))?.next().is_some())
+    }
+
     /// Runs with at least one inbox message.
     pub fn runs_with_inbox(&self) -> Result<Vec<String>> {
         let txn = self.db.begin_read()?;

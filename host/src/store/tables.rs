@@ -107,3 +107,7 @@ pub const EVENT_BUFFER: TableDefinition<(&str, &str, u64), &[u8]> =
 /// Messages for a run (operator commands, decisions, events) by (run id, sequence),
 /// written durably before the run acts on them and removed in the transition that does.
 pub const RUN_INBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("run_inbox");
+
+/// API tokens by the hex sha256 of the token → the API's token record. The token itself
+/// is never stored.
+pub const API_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_tokens");

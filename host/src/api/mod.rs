@@ -1,0 +1,118 @@
+//! The HTTP API: axum routes over the engine and the registry, behind bearer tokens.
+//!
+//! Every route lives under `/v1` except `/healthz`; every error is JSON (see
+//! [`error::ApiError`]); every request but `/healthz` needs `Authorization: Bearer`.
+
+pub mod auth;
+pub mod error;
+mod runs;
+mod workflows;
+
+use crate::engine::Engine;
+use auth::{Caller, Tokens};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::routing::get;
+use error::ApiError;
+use std::future::Future;
+use std::sync::Arc;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub tokens: Tokens,
+}
+
+/// Limits of the HTTP layer.
+#[derive(Clone, Debug)]
+pub struct ApiLimits {
+    /// Largest request body; larger ones get 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        ApiLimits {
+            max_body_bytes: 8 << 20,
+        }
+    }
+}
+
+/// Every route of the API.
+pub fn router(state: AppState, limits: &ApiLimits) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(workflows::routes())
+        .merge(runs::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .with_state(Arc::new(state))
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves; requests in progress then
+/// finish before this returns. Runs in flight are not stopped: the engine's state is
+/// committed per step, so whatever a stop interrupts is re-run on the next start.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn healthz() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no route {}", uri.path()))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+type Shared = Arc<AppState>;
+
+impl FromRef<Shared> for Tokens {
+    fn from_ref(state: &Shared) -> Tokens {
+        state.tokens.clone()
+    }
+}
+
+impl<S> FromRequestParts<S> for Caller
+where
+    S: Send + Sync,
+    Tokens: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Caller, ApiError> {
+        let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            ApiError::unauthorized("missing `Authorization: Bearer TOKEN` header")
+        })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| {
+                ApiError::unauthorized("the Authorization header must be `Bearer TOKEN`")
+                    .field("Authorization")
+            })?;
+        Tokens::from_ref(state)
+            .authenticate(token)
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .ok_or_else(|| ApiError::unauthorized("the token is unknown or revoked"))
+    }
+}

@@ -1,0 +1,248 @@
+//! Runs: trigger (idempotent, optionally synchronous), get, list.
+
+use super::Shared;
+use super::auth::{Access, Caller};
+use super::error::{self, ApiError};
+use crate::engine::StartRun;
+use crate::engine::state::{InboxMessage, RunRecord, RunStatus, RunView};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::Value;
+use std::time::Duration;
+
+/// The longest a trigger may wait for its run.
+const MAX_WAIT: Duration = Duration::from_secs(300);
+
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/v1/workflows/{name}/runs", post(trigger))
+        .route("/v1/runs", get(list))
+        .route("/v1/runs/{id}", get(show))
+        .route("/v1/runs/{id}/{command}", post(steer))
+        .route("/v1/events/{name}/{key}", post(event))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TriggerParams {
+    /// Wait for the run to finish (or park) for up to this long: `2s`, `500ms`.
+    wait: Option<String>,
+    /// The business key; by default the workflow's `key` expression computes it.
+    key: Option<String>,
+    /// A workflow version; the newest by default.
+    version: Option<u32>,
+}
+
+/// `POST /v1/workflows/{name}/runs[?wait=5s][&key=K][&version=N]`: the body is the
+/// run's input (JSON). With an `Idempotency-Key` header, a key used before returns the
+/// run it started instead of a new one (200 rather than 201). With `wait`, the answer
+/// comes when the run has finished or parked (200/201), or when the wait runs out (202).
+async fn trigger(
+    State(state): State<Shared>,
+    caller: Caller,
+    Path(workflow): Path<String>,
+    Query(params): Query<TriggerParams>,
+    headers: HeaderMap,
+    body: Result<bytes::Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<RunView>), ApiError> {
+    caller.require(Access::Trigger)?;
+    let body = error::body(body)?;
+    let input = if body.is_empty() {
+        serde_json::Value::Object(Default::default())
+    } else {
+        error::json(&body, "input")?
+    };
+    let wait = params
+        .wait
+        .as_deref()
+        .map(|w| {
+            let limit = humantime::parse_duration(w).map_err(|e| {
+                ApiError::bad_request("wait", format!("`{w}` is not a duration: {e}"))
+            })?;
+            if limit > MAX_WAIT {
+                return Err(ApiError::bad_request(
+                    "wait",
+                    format!("`{w}` is longer than the longest wait, 5m"),
+                ));
+            }
+            Ok(limit)
+        })
+        .transpose()?;
+    let idempotency_key = headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= 256)
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "Idempotency-Key",
+                        "the Idempotency-Key header must be 1 to 256 visible ASCII characters",
+                    )
+                })
+        })
+        .transpose()?;
+    let started = state
+        .engine
+        .start_run(StartRun {
+            workflow,
+            version: params.version,
+            input,
+            key: params.key,
+            idempotency_key,
+            actor: Some(caller.actor()),
+            defer: false,
+        })
+        .await?;
+    let mut status = if started.existing {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    if let Some(limit) = wait {
+        match state.engine.wait_for(&started.run_id, limit).await {
+            Ok(_) => {}
+            Err(crate::engine::EngineError::WaitTimedOut(_)) => status = StatusCode::ACCEPTED,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok((status, Json(state.engine.run(&started.run_id)?)))
+}
+
+/// `GET /v1/runs/{id}`: the run with every step.
+async fn show(
+    State(state): State<Shared>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<RunView>, ApiError> {
+    caller.require(Access::Read)?;
+    Ok(Json(state.engine.run(&id)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    status: Option<String>,
+    workflow: Option<String>,
+    key: Option<String>,
+    /// At most this many, newest first (default 100, at most 1000).
+    limit: Option<usize>,
+}
+
+/// `GET /v1/runs[?status=S][&workflow=W][&key=K][&limit=N]`: newest first.
+async fn list(
+    State(state): State<Shared>,
+    caller: Caller,
+    Query(params): Query<ListParams>,
+) -> Result<Json<Vec<RunRecord>>, ApiError> {
+    caller.require(Access::Read)?;
+    let status = params
+        .status
+        .as_deref()
+        .map(|s| {
+            s.parse::<RunStatus>()
+                .map_err(|e| ApiError::bad_request("status", e.to_string()))
+        })
+        .transpose()?;
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "limit",
+            format!("limit must be 1 to 1000; got {limit}"),
+        ));
+    }
+    Ok(Json(state.engine.runs(
+        status,
+        params.workflow.as_deref(),
+        params.key.as_deref(),
+        limit,
+    )?))
+}
+
+/// The body of a command; which fields apply depends on the command.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CommandBody {
+    /// retry: the failed step's path; restart: the top-level step to continue from.
+    step: Option<String>,
+    /// retry, restart: replacement input for that step.
+    input: Option<Value>,
+    /// cancel: why, for the log.
+    reason: Option<String>,
+}
+
+/// `POST /v1/runs/{id}/{cancel|pause|resume|retry|restart}`: the command is stored in
+/// the run's inbox before the answer (202); the run acts on it at its next step, and
+/// records one it can no longer act on as refused in its log.
+async fn steer(
+    State(state): State<Shared>,
+    caller: Caller,
+    Path((id, command)): Path<(String, String)>,
+    body: Result<bytes::Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<RunView>), ApiError> {
+    caller.require(Access::Operate)?;
+    let body = error::body(body)?;
+    let args: CommandBody = if body.is_empty() {
+        CommandBody::default()
+    } else {
+        error::json(&body, "body")?
+    };
+    let actor = caller.actor();
+    let step = |what: &str| {
+        args.step.clone().ok_or_else(|| {
+            ApiError::bad_request("step", format!("{what} needs `step` in the body"))
+        })
+    };
+    let message = match command.as_str() {
+        "cancel" => InboxMessage::Cancel {
+            actor,
+            reason: args.reason.clone(),
+        },
+        "pause" => InboxMessage::Pause { actor },
+        "resume" => InboxMessage::Resume { actor },
+        "retry" => InboxMessage::Retry {
+            path: step("retry")?,
+            input: args.input.clone(),
+            actor,
+        },
+        "restart" => InboxMessage::Restart {
+            step: step("restart")?,
+            input: args.input.clone(),
+            actor,
+        },
+        other => {
+            return Err(ApiError::not_found(format!(
+                "no command `{other}` (cancel, pause, resume, retry, restart)"
+            )));
+        }
+    };
+    state.engine.command(&id, message).await?;
+    Ok((StatusCode::ACCEPTED, Json(state.engine.run(&id)?)))
+}
+
+/// `POST /v1/events/{name}/{key}`: the body (JSON, may be empty) is the event's
+/// payload. It wakes every step waiting for `name` with business key `key`, or waits
+/// for the first that will. Answers with the runs it reached.
+async fn event(
+    State(state): State<Shared>,
+    caller: Caller,
+    Path((name, key)): Path<(String, String)>,
+    body: Result<bytes::Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Access::Trigger)?;
+    let body = error::body(body)?;
+    let payload = if body.is_empty() {
+        Value::Null
+    } else {
+        error::json(&body, "payload")?
+    };
+    let runs = state.engine.send_event(&name, &key, payload).await?;
+    Ok(Json(
+        serde_json::json!({ "delivered_to": runs, "buffered": runs.is_empty() }),
+    ))
+}

@@ -1,0 +1,126 @@
+//! `baton serve` and `baton token`.
+
+use super::{DataDir, print};
+use anyhow::{Context, Result};
+use baton::api::auth::{Role, Tokens};
+use baton::api::{self, ApiLimits, AppState};
+use baton::engine::Recovery;
+use clap::{Args, Subcommand};
+use std::io::Write;
+use std::sync::Arc;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on [default: `[server] listen` in the config, else 127.0.0.1:8080].
+    #[arg(long, env = "BATON_LISTEN")]
+    listen: Option<String>,
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn serve(context: &DataDir, args: ServeArgs) -> Result<()> {
+    let config = context.config()?;
+    let listen = args.listen.unwrap_or(config.server.listen.clone());
+    let limits = ApiLimits {
+        max_body_bytes: config.server.max_body_kb * 1024,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let registry = Arc::new(context.registry()?);
+        let tokens = Tokens::new(registry.store().clone());
+        if let Some(path) = tokens.bootstrap(context.data())? {
+            println!(
+                "first start: an admin token was written to {} (mode 0600)",
+                path.display()
+            );
+        }
+        let engine = baton::engine::Engine::start(registry, Recovery::ResumeAll)?;
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let address = listener.local_addr()?;
+        println!("listening on http://{address}");
+        std::io::stdout().flush()?;
+        let router = api::router(AppState { engine, tokens }, &limits);
+        api::serve(listener, router, shutdown_signal()).await?;
+        println!("stopped; runs in flight continue on the next start");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create an API token; it is printed once and stored only as a hash.
+    Create {
+        /// The identity recorded for everything done with the token.
+        #[arg(long)]
+        user: String,
+        /// admin, operator, viewer or trigger.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tokens (ids, users, roles; never the tokens).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its id.
+    Revoke { id: String },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse()
+}
+
+pub fn token(context: &DataDir, command: TokenCommand) -> Result<()> {
+    let tokens = Tokens::new(context.registry()?.store().clone());
+    match command {
+        TokenCommand::Create { user, role, json } => {
+            let (token, record) = tokens.create(&user, role)?;
+            if json {
+                print::json(&serde_json::json!({ "token": token, "record": record }))
+            } else {
+                println!("{token}");
+                eprintln!(
+                    "token {} for user {} with role {}: shown only now, keep it secret",
+                    record.id, record.user, record.role
+                );
+                Ok(())
+            }
+        }
+        TokenCommand::List { json } => {
+            let list = tokens.list()?;
+            if json {
+                return print::json(&list);
+            }
+            for t in list {
+                let state = if t.revoked_ms.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!("{}  {:<9} {:<8} {}", t.id, t.role, state, t.user);
+            }
+            Ok(())
+        }
+        TokenCommand::Revoke { id } => {
+            let record = tokens.revoke(&id)?;
+            println!("revoked token {} of user {}", record.id, record.user);
+            Ok(())
+        }
+    }
+}

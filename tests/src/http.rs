@@ -1,0 +1,243 @@
+//! The real `baton serve` on a temporary data directory, and a minimal HTTP/1.1 client
+//! for talking to it (one connection per request, so a test sees exactly what a
+//! client would).
+
+use crate::{baton_bin, baton_ok, plugin_wasm};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// A running `baton serve`; killed when dropped.
+pub struct Server {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    /// `127.0.0.1:PORT`
+    pub address: String,
+    /// The admin token the first start wrote.
+    pub admin: String,
+}
+
+impl Server {
+    /// Installs `plugins` (unsigned plugins allowed) and starts the server on a port
+    /// the OS picks.
+    pub fn start(plugins: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        // A small body limit, so a test can exceed it cheaply.
+        std::fs::write(
+            data.join("baton.toml"),
+            "allow_unsigned = true\n[server]\nmax_body_kb = 256\n",
+        )
+        .unwrap();
+        for plugin in plugins {
+            baton_ok(
+                &data,
+                dir.path(),
+                &["plugin", "install", plugin_wasm(plugin).to_str().unwrap()],
+            );
+        }
+        Server::spawn(dir)
+    }
+
+    fn spawn(dir: tempfile::TempDir) -> Server {
+        let mut child = Command::new(baton_bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(dir.path().join("data"))
+            .env_remove("BATON_LISTEN")
+            .env_remove("BATON_CONFIG")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("baton serve starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut address = None;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if let Some(a) = line.strip_prefix("listening on http://") {
+                address = Some(a.to_owned());
+                break;
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let address = address.expect("the server says where it listens");
+        let admin = std::fs::read_to_string(dir.path().join("data/admin.token"))
+            .map(|t| t.trim().to_owned())
+            .unwrap_or_default();
+        Server {
+            child,
+            dir,
+            address,
+            admin,
+        }
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Stops the server with SIGTERM and waits for it; `true` if it exited cleanly.
+    pub fn stop(&mut self) -> bool {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return status.success();
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+
+    /// Starts the server again on the same data directory (after [`Server::stop`]).
+    pub fn restart(mut self) -> Server {
+        self.stop();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        let admin = self.admin.clone();
+        let mut next = Server::spawn(dir);
+        next.admin = admin;
+        next
+    }
+
+    /// A request with the admin token.
+    pub fn admin(&self, method: &str, path: &str, body: &str) -> Response {
+        self.request(
+            method,
+            path,
+            Some(&self.admin.clone()),
+            &[],
+            body.as_bytes(),
+        )
+    }
+
+    /// A request; `token` becomes `Authorization: Bearer`.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        request(&self.address, method, path, token, headers, body)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A response: status, headers (names lower-cased) and body.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `error.code` of a JSON error body.
+    pub fn code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+/// One HTTP/1.1 request on a new connection to `address`.
+pub fn request(
+    address: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut stream = TcpStream::connect(address).expect("the server accepts connections");
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(token) = token {
+        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    // A server may answer (413) before reading all of a large body.
+    let _ = stream.write_all(body);
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> Response {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete response head");
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"))
+    {
+        body = dechunk(&body);
+    }
+    Response {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(end) = data.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&data[..end]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = end + 2;
+        out.extend_from_slice(&data[start..start + size]);
+        data = &data[start + size + 2..];
+    }
+    out
+}
+
+/// Whether `path` is readable and writable by its owner only.
+pub fn is_private(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o077 == 0)
+        .unwrap_or(false)
+}

@@ -1,0 +1,319 @@
+//! The HTTP API of the real `baton serve`: the first start's admin token, roles,
+//! workflows applied over HTTP, idempotent synchronous and asynchronous triggers, JSON
+//! errors (401, 403, 404, 405, 400 naming the field, 413, 422), graceful shutdown.
+
+use baton_tests::baton_ok;
+use baton_tests::http::{Server, is_private};
+use serde_json::Value;
+
+const GREET: &str = "name: greet\nkey: .input.id\nsteps:\n  - id: hello\n    call: echo/echo\n    input: { message: '\"hi \" + .input.id' }\n";
+
+fn token(server: &Server, user: &str, role: &str) -> String {
+    let (out, _) = baton_ok(
+        &server.data(),
+        server.dir.path(),
+        &["token", "create", "--user", user, "--role", role],
+    );
+    out.trim().to_owned()
+}
+
+#[test]
+fn the_first_start_writes_a_private_admin_token_once() {
+    let server = Server::start(&[]);
+    let file = server.data().join("admin.token");
+    assert!(server.admin.starts_with("bt_"), "{}", server.admin);
+    assert!(is_private(&file));
+    let health = server.request("GET", "/healthz", None, &[], b"");
+    assert_eq!(
+        (health.status, health.json()["status"].clone()),
+        (200, "ok".into())
+    );
+    assert_eq!(server.admin("GET", "/v1/workflows", "").status, 200);
+
+    // A second start keeps the first token and writes no new one.
+    let before = std::fs::read_to_string(&file).unwrap();
+    let server = server.restart();
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
+    assert_eq!(server.admin("GET", "/v1/workflows", "").status, 200);
+}
+
+#[test]
+fn runs_are_triggered_idempotently_and_synchronously() {
+    let server = Server::start(&["echo"]);
+    let applied = server.admin("POST", "/v1/workflows?file=greet.yaml", GREET);
+    assert_eq!(applied.status, 201, "{}", applied.body);
+    assert_eq!(applied.json()["version"], 1);
+    // The same text again adds no version.
+    assert_eq!(server.admin("POST", "/v1/workflows", GREET).status, 200);
+
+    let key = [("Idempotency-Key", "order-17")];
+    let first = server.request(
+        "POST",
+        "/v1/workflows/greet/runs?wait=10s",
+        Some(&server.admin),
+        &key,
+        br#"{"id":"A-1"}"#,
+    );
+    assert_eq!(first.status, 201, "{}", first.body);
+    let run = first.json();
+    assert_eq!(run["status"], "succeeded");
+    assert_eq!(run["output"]["message"], "hi A-1");
+    assert_eq!(run["key"], "A-1");
+    assert_eq!(run["started_by"], "user:admin");
+    assert_eq!(run["steps"][0]["status"], "completed");
+
+    // The same key returns the same run and starts nothing.
+    let again = server.request(
+        "POST",
+        "/v1/workflows/greet/runs",
+        Some(&server.admin),
+        &key,
+        br#"{"id":"A-2"}"#,
+    );
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.json()["id"], run["id"]);
+
+    // Without a wait the answer comes at once; the run finishes on its own.
+    let later = server.admin("POST", "/v1/workflows/greet/runs", r#"{"id":"B-1"}"#);
+    assert_eq!(later.status, 201, "{}", later.body);
+    let id = later.json()["id"].as_str().unwrap().to_owned();
+    let mut status = Value::Null;
+    for _ in 0..200 {
+        status = server.admin("GET", &format!("/v1/runs/{id}"), "").json()["status"].clone();
+        if status == "succeeded" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(status, "succeeded");
+
+    let listed = server.admin("GET", "/v1/runs?workflow=greet&status=succeeded", "");
+    assert_eq!(
+        listed.json().as_array().unwrap().len(),
+        2,
+        "{}",
+        listed.body
+    );
+    let by_key = server.admin("GET", "/v1/runs?key=B-1", "").json();
+    assert_eq!(by_key[0]["id"], id.as_str());
+}
+
+#[test]
+fn errors_are_json_with_a_code_and_the_field() {
+    let server = Server::start(&["echo"]);
+    server.admin("POST", "/v1/workflows", GREET);
+
+    let bad_json = server.admin("POST", "/v1/workflows/greet/runs", r#"{"id":"#);
+    assert_eq!(
+        (bad_json.status, bad_json.code()),
+        (400, "invalid_json".into())
+    );
+    assert_eq!(bad_json.json()["error"]["field"], "input");
+
+    let unknown = server.admin("POST", "/v1/workflows/nope/runs", "{}");
+    assert_eq!(
+        (unknown.status, unknown.code()),
+        (404, "unknown_workflow".into())
+    );
+
+    let bad_wait = server.admin("POST", "/v1/workflows/greet/runs?wait=soon", "{}");
+    assert_eq!(bad_wait.status, 400);
+    assert_eq!(bad_wait.json()["error"]["field"], "wait");
+
+    let bad_status = server.admin("GET", "/v1/runs?status=done", "");
+    assert_eq!(bad_status.json()["error"]["field"], "status");
+
+    let invalid = server.admin(
+        "POST",
+        "/v1/workflows?file=broken.yaml",
+        "name: broken\nsteps:\n  - id: a\n    call: nope/x\n",
+    );
+    assert_eq!(
+        (invalid.status, invalid.code()),
+        (422, "invalid_definition".into())
+    );
+    let problem = &invalid.json()["error"]["details"][0];
+    assert_eq!(problem["step"], "a");
+    assert_eq!(problem["field"], "call");
+    assert_eq!(problem["line"], 4);
+    assert!(invalid.body.contains("broken.yaml"), "{}", invalid.body);
+
+    let route = server.admin("GET", "/v1/nothing-here", "");
+    assert_eq!((route.status, route.code()), (404, "not_found".into()));
+    let method = server.admin("DELETE", "/v1/workflows", "");
+    assert_eq!(
+        (method.status, method.code()),
+        (405, "method_not_allowed".into())
+    );
+
+    let big = vec![b' '; 300 * 1024];
+    let too_big = server.request(
+        "POST",
+        "/v1/workflows/greet/runs",
+        Some(&server.admin),
+        &[],
+        &big,
+    );
+    assert_eq!(
+        (too_big.status, too_big.code()),
+        (413, "body_too_large".into())
+    );
+
+    // None of the refused requests started a run.
+    assert_eq!(
+        server.admin("GET", "/v1/runs", "").json(),
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn roles_decide_what_a_token_may_do() {
+    let mut server = Server::start(&["echo"]);
+    server.admin("POST", "/v1/workflows", GREET);
+    assert!(server.stop(), "SIGTERM stops the server cleanly");
+    // Tokens are managed with the server stopped (the data directory has one owner).
+    let viewer = token(&server, "vera", "viewer");
+    let client = token(&server, "erp-system", "trigger");
+    let gone = token(&server, "old-client", "trigger");
+    let listed = baton_ok(
+        &server.data(),
+        server.dir.path(),
+        &["token", "list", "--json"],
+    )
+    .0;
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    let gone_id = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["user"] == "old-client")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        !listed.to_string().contains(&gone),
+        "tokens are never listed"
+    );
+    baton_ok(
+        &server.data(),
+        server.dir.path(),
+        &["token", "revoke", &gone_id],
+    );
+    let server = server.restart();
+
+    let missing = server.request("GET", "/v1/runs", None, &[], b"");
+    assert_eq!(
+        (missing.status, missing.code()),
+        (401, "unauthorized".into())
+    );
+    let wrong = server.request("GET", "/v1/runs", Some("bt_not-a-token"), &[], b"");
+    assert_eq!(wrong.status, 401);
+    let revoked = server.request("GET", "/v1/runs", Some(&gone), &[], b"");
+    assert_eq!(revoked.status, 401);
+
+    // A trigger token starts runs, and the run records who started it.
+    let started = server.request(
+        "POST",
+        "/v1/workflows/greet/runs?wait=10s",
+        Some(&client),
+        &[],
+        br#"{"id":"C-1"}"#,
+    );
+    assert_eq!(started.status, 201, "{}", started.body);
+    assert_eq!(started.json()["started_by"], "user:erp-system");
+    // ...but applies no workflows.
+    let apply = server.request(
+        "POST",
+        "/v1/workflows",
+        Some(&client),
+        &[],
+        GREET.as_bytes(),
+    );
+    assert_eq!((apply.status, apply.code()), (403, "forbidden".into()));
+    assert!(apply.body.contains("trigger"), "{}", apply.body);
+
+    // A viewer reads but starts nothing.
+    assert_eq!(
+        server
+            .request("GET", "/v1/runs", Some(&viewer), &[], b"")
+            .status,
+        200
+    );
+    let refused = server.request(
+        "POST",
+        "/v1/workflows/greet/runs",
+        Some(&viewer),
+        &[],
+        br#"{"id":"V-1"}"#,
+    );
+    assert_eq!(refused.status, 403);
+    assert_eq!(
+        server
+            .admin("GET", "/v1/runs", "")
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+const HOLD: &str = "name: hold\nkey: .input.id\nsteps:\n  - id: wait\n    wait: { event: go, key: .input.id }\n  - id: after\n    call: echo/echo\n    input: { message: '\"done \" + .input.id' }\n";
+
+fn status_becomes(server: &Server, id: &str, want: &str) -> Value {
+    let mut run = Value::Null;
+    for _ in 0..250 {
+        run = server.admin("GET", &format!("/v1/runs/{id}"), "").json();
+        if run["status"] == want {
+            return run;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("run {id} did not become {want}: {run}");
+}
+
+#[test]
+fn events_wake_waiting_runs_and_operators_steer_them() {
+    let server = Server::start(&["echo"]);
+    server.admin("POST", "/v1/workflows", HOLD);
+
+    let a = server.admin("POST", "/v1/workflows/hold/runs?wait=5s", r#"{"id":"A"}"#);
+    assert_eq!(a.json()["status"], "waiting", "{}", a.body);
+    let a = a.json()["id"].as_str().unwrap().to_owned();
+    let sent = server
+        .admin("POST", "/v1/events/go/A", r#"{"ok":true}"#)
+        .json();
+    assert_eq!(sent["delivered_to"], serde_json::json!([a]));
+    let done = status_becomes(&server, &a, "succeeded");
+    assert_eq!(done["output"]["message"], "done A");
+
+    // An event nobody waits for yet is kept for the run that will.
+    let early = server.admin("POST", "/v1/events/go/C", "").json();
+    assert_eq!(early["buffered"], true);
+    let c = server.admin("POST", "/v1/workflows/hold/runs?wait=5s", r#"{"id":"C"}"#);
+    assert_eq!(c.json()["status"], "succeeded", "{}", c.body);
+
+    // Operators cancel; bad commands are refused with the reason.
+    let b = server.admin("POST", "/v1/workflows/hold/runs?wait=5s", r#"{"id":"B"}"#);
+    let b = b.json()["id"].as_str().unwrap().to_owned();
+    let unknown = server.admin("POST", &format!("/v1/runs/{b}/explode"), "");
+    assert_eq!(unknown.status, 404);
+    let no_step = server.admin("POST", &format!("/v1/runs/{b}/retry"), "{}");
+    assert_eq!(no_step.status, 400);
+    assert_eq!(no_step.json()["error"]["field"], "step");
+    let cancel = server.admin(
+        "POST",
+        &format!("/v1/runs/{b}/cancel"),
+        r#"{"reason":"customer withdrew"}"#,
+    );
+    assert_eq!(cancel.status, 202, "{}", cancel.body);
+    status_becomes(&server, &b, "cancelled");
+    let again = server.admin("POST", &format!("/v1/runs/{b}/pause"), "");
+    assert_eq!((again.status, again.code()), (409, "conflict".into()));
+    let missing = server.admin("POST", "/v1/runs/01NOSUCHRUN/cancel", "");
+    assert_eq!(
+        (missing.status, missing.code()),
+        (404, "unknown_run".into())
+    );
+}
