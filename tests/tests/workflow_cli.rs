@@ -274,22 +274,24 @@ fn audit_verify_finds_an_edited_or_deleted_event() {
     );
 }
 
+/// Rewrites the format version stored in the database, as another build would have.
+fn set_format_version(cli: &Cli, version: u32) {
+    let db = db(&cli.data());
+    let txn = db.begin_write().unwrap();
+    let meta: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+    txn.open_table(meta)
+        .unwrap()
+        .insert("format_version", version.to_be_bytes().as_slice())
+        .unwrap();
+    txn.commit().unwrap();
+    assert!(db.begin_read().unwrap().open_table(LOG).is_ok());
+}
+
 #[test]
 fn a_database_from_a_newer_baton_is_refused() {
     let cli = Cli::new();
     cli.with_echo_workflow();
-    {
-        let db = db(&cli.data());
-        let txn = db.begin_write().unwrap();
-        let meta: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-        txn.open_table(meta)
-            .unwrap()
-            .insert("format_version", 99u32.to_be_bytes().as_slice())
-            .unwrap();
-        txn.commit().unwrap();
-        let read = db.begin_read().unwrap();
-        assert!(read.open_table(LOG).is_ok());
-    }
+    set_format_version(&cli, 99);
     let err = cli.fails(&["run", "list"]);
     assert!(
         err.contains("written by a newer Baton (format version 99)"),
@@ -302,16 +304,7 @@ fn a_database_from_a_newer_baton_is_refused() {
 fn a_database_from_an_older_development_build_is_refused() {
     let cli = Cli::new();
     cli.with_echo_workflow();
-    {
-        let db = db(&cli.data());
-        let txn = db.begin_write().unwrap();
-        let meta: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-        txn.open_table(meta)
-            .unwrap()
-            .insert("format_version", 1u32.to_be_bytes().as_slice())
-            .unwrap();
-        txn.commit().unwrap();
-    }
+    set_format_version(&cli, 1);
     let err = cli.fails(&["run", "list"]);
     assert!(err.contains("format version 1"), "{err}");
     assert!(err.contains("not migrated"), "{err}");
