@@ -317,3 +317,69 @@ fn events_wake_waiting_runs_and_operators_steer_them() {
         (404, "unknown_run".into())
     );
 }
+
+#[test]
+fn admins_manage_tokens_over_http() {
+    let server = Server::start(&[]);
+    let created = server.admin(
+        "POST",
+        "/v1/tokens",
+        r#"{"user":"ops-anna","role":"operator"}"#,
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    let anna = created.json()["token"].as_str().unwrap().to_owned();
+    let anna_id = created.json()["record"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        server
+            .request("GET", "/v1/runs", Some(&anna), &[], b"")
+            .status,
+        200
+    );
+    // An operator manages no tokens.
+    let refused = server.request("GET", "/v1/tokens", Some(&anna), &[], b"");
+    assert_eq!(refused.status, 403);
+
+    let listed = server.admin("GET", "/v1/tokens", "");
+    assert_eq!(listed.json().as_array().unwrap().len(), 2);
+    assert!(!listed.body.contains(&anna), "tokens are never listed");
+
+    let bad_role = server.admin("POST", "/v1/tokens", r#"{"user":"x","role":"boss"}"#);
+    assert_eq!(bad_role.json()["error"]["field"], "role");
+    let bad_user = server.admin(
+        "POST",
+        "/v1/tokens",
+        r#"{"user":"no spaces","role":"viewer"}"#,
+    );
+    assert_eq!(bad_user.json()["error"]["field"], "user");
+
+    let revoked = server.admin("DELETE", &format!("/v1/tokens/{anna_id}"), "");
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    assert!(revoked.json()["revoked_ms"].is_u64());
+    assert_eq!(
+        server
+            .request("GET", "/v1/runs", Some(&anna), &[], b"")
+            .status,
+        401
+    );
+    let unknown = server.admin("DELETE", "/v1/tokens/nope", "");
+    assert_eq!(
+        (unknown.status, unknown.code()),
+        (404, "unknown_token".into())
+    );
+
+    // The last admin token cannot lock everyone out.
+    let admin_id = server
+        .admin("GET", "/v1/tokens", "")
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["role"] == "admin")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let last = server.admin("DELETE", &format!("/v1/tokens/{admin_id}"), "");
+    assert_eq!((last.status, last.code()), (409, "last_admin".into()));
+    assert_eq!(server.admin("GET", "/v1/tokens", "").status, 200);
+}

@@ -129,6 +129,8 @@ pub enum TokenError {
     Store(#[from] StoreError),
     #[error("no token with id {0} (`baton token list` shows them)")]
     Unknown(String),
+    #[error("that is the last active admin token; create another admin token before revoking it")]
+    LastAdmin,
     #[error(
         "a user name must be 1 to 64 characters of letters, digits, `.`, `_`, `-` or `@`; got `{0}`"
     )]
@@ -199,14 +201,21 @@ impl Tokens {
         Ok(records)
     }
 
-    /// Revokes the token with `id`; revoking twice is not an error.
+    /// Revokes the token with `id`; revoking twice is not an error. The last active
+    /// admin token cannot be revoked: nobody could manage tokens after it.
     pub fn revoke(&self, id: &str) -> Result<TokenRecord, TokenError> {
-        let (hash, mut record) = self
-            .store
-            .tokens::<TokenRecord>()?
+        let all = self.store.tokens::<TokenRecord>()?;
+        let active_admins = all
+            .iter()
+            .filter(|(_, r)| r.role == Role::Admin && r.revoked_ms.is_none())
+            .count();
+        let (hash, mut record) = all
             .into_iter()
             .find(|(_, r)| r.id == id)
             .ok_or_else(|| TokenError::Unknown(id.to_owned()))?;
+        if record.role == Role::Admin && record.revoked_ms.is_none() && active_admins == 1 {
+            return Err(TokenError::LastAdmin);
+        }
         if record.revoked_ms.is_none() {
             record.revoked_ms = Some(crate::engine::duration::now_ms());
             self.store.put_token(&hash, &record)?;

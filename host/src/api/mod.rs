@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod error;
 mod runs;
+mod tokens;
 mod workflows;
 
 use crate::engine::Engine;
@@ -47,6 +48,7 @@ pub fn router(state: AppState, limits: &ApiLimits) -> Router {
         .route("/healthz", get(healthz))
         .merge(workflows::routes())
         .merge(runs::routes())
+        .merge(tokens::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))

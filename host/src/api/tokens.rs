@@ -1,0 +1,77 @@
+//! API tokens over HTTP (admin only): create, list, revoke.
+
+use super::Shared;
+use super::auth::{Access, Caller, Role, TokenError, TokenRecord};
+use super::error::{self, ApiError};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/v1/tokens", get(list).post(create))
+        .route("/v1/tokens/{id}", delete(revoke))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    user: String,
+    role: String,
+}
+
+/// `POST /v1/tokens` `{"user": "erp", "role": "trigger"}`: the token is in the answer
+/// and nowhere else.
+async fn create(
+    State(state): State<Shared>,
+    caller: Caller,
+    body: Result<bytes::Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(Access::Administer)?;
+    let request: NewToken = error::json(&error::body(body)?, "body")?;
+    let role: Role = request
+        .role
+        .parse()
+        .map_err(|e: String| ApiError::bad_request("role", e))?;
+    let (token, record) = state
+        .tokens
+        .create(&request.user, role)
+        .map_err(token_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "token": token, "record": record })),
+    ))
+}
+
+/// `GET /v1/tokens`: every token's record, never the token.
+async fn list(
+    State(state): State<Shared>,
+    caller: Caller,
+) -> Result<Json<Vec<TokenRecord>>, ApiError> {
+    caller.require(Access::Administer)?;
+    Ok(Json(state.tokens.list().map_err(token_error)?))
+}
+
+/// `DELETE /v1/tokens/{id}`: revokes; the record stays, marked revoked.
+async fn revoke(
+    State(state): State<Shared>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<TokenRecord>, ApiError> {
+    caller.require(Access::Administer)?;
+    Ok(Json(state.tokens.revoke(&id).map_err(token_error)?))
+}
+
+fn token_error(e: TokenError) -> ApiError {
+    let message = e.to_string();
+    match e {
+        TokenError::Unknown(_) => ApiError::new(StatusCode::NOT_FOUND, "unknown_token", message),
+        TokenError::BadUser(_) => ApiError::bad_request("user", message),
+        TokenError::LastAdmin => ApiError::new(StatusCode::CONFLICT, "last_admin", message),
+        TokenError::Store(_) | TokenError::WriteFile { .. } => ApiError::internal(message),
+    }
+}
