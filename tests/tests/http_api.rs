@@ -383,3 +383,74 @@ fn admins_manage_tokens_over_http() {
     assert_eq!((last.status, last.code()), (409, "last_admin".into()));
     assert_eq!(server.admin("GET", "/v1/tokens", "").status, 200);
 }
+
+const FIX: &str = r#"name: fix
+key: .input.vendor
+steps:
+  - id: lookup
+    call: echo/fail
+    input: { code: '"unknown_vendor"', message: '"vendor " + .input.vendor + " unknown"', retryable: false, details: { vendor: .input.vendor } }
+    on_error: escalate
+  - id: after
+    end: '{vendor: .steps.lookup.output}'
+"#;
+
+#[test]
+fn people_work_the_exception_queue() {
+    let server = Server::start(&["echo"]);
+    let applied = server.admin("POST", "/v1/workflows", FIX);
+    assert_eq!(applied.status, 201, "{}", applied.body);
+    let mut runs = Vec::new();
+    for vendor in ["V1", "V2", "V3"] {
+        let started = server.admin(
+            "POST",
+            "/v1/workflows/fix/runs?wait=10s",
+            &format!(r#"{{"vendor":"{vendor}"}}"#),
+        );
+        assert_eq!(started.json()["status"], "waiting", "{}", started.body);
+        runs.push(started.json()["id"].as_str().unwrap().to_owned());
+    }
+
+    let queue = server.admin("GET", "/v1/exceptions", "").json();
+    let queue = queue.as_array().unwrap();
+    assert_eq!(queue.len(), 3, "{queue:?}");
+    assert_eq!(queue[0]["run_id"], runs[0].as_str());
+    assert_eq!(queue[0]["path"], "lookup");
+    assert_eq!(queue[0]["key"], "V1");
+    assert_eq!(queue[0]["failure"]["code"], "unknown_vendor");
+    assert_eq!(queue[0]["failure"]["details"]["vendor"], "V1");
+    assert_eq!(queue[0]["input"]["details"]["vendor"], "V1");
+    assert_eq!(queue[0]["attempts"].as_array().unwrap().len(), 1);
+
+    // A person supplies the output by hand, skips, or aborts.
+    let url = |run: &str, action: &str| format!("/v1/exceptions/{run}/lookup/{action}");
+    let missing = server.admin("POST", &url(&runs[0], "resolve"), "{}");
+    assert_eq!(missing.json()["error"]["field"], "output");
+    let resolved = server.admin(
+        "POST",
+        &url(&runs[0], "resolve"),
+        r#"{"output":{"id":"ACME"}}"#,
+    );
+    assert_eq!(resolved.status, 202, "{}", resolved.body);
+    let done = status_becomes(&server, &runs[0], "succeeded");
+    assert_eq!(done["output"]["vendor"]["id"], "ACME");
+
+    server.admin("POST", &url(&runs[1], "skip"), "");
+    let skipped = status_becomes(&server, &runs[1], "succeeded");
+    assert_eq!(skipped["output"]["vendor"], Value::Null);
+
+    let aborted = server.admin("POST", &url(&runs[2], "abort"), r#"{"reason":"fraud"}"#);
+    assert_eq!(aborted.status, 202);
+    status_becomes(&server, &runs[2], "cancelled");
+
+    assert_eq!(
+        server.admin("GET", "/v1/exceptions", "").json(),
+        serde_json::json!([])
+    );
+    // A step that is not (or no longer) in the queue is refused.
+    let stale = server.admin("POST", &url(&runs[0], "retry"), "");
+    assert_eq!(
+        (stale.status, stale.code()),
+        (409, "not_an_exception".into())
+    );
+}

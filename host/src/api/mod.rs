@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod error;
+mod exceptions;
 mod runs;
 mod tokens;
 mod workflows;
@@ -49,6 +50,7 @@ pub fn router(state: AppState, limits: &ApiLimits) -> Router {
         .merge(workflows::routes())
         .merge(runs::routes())
         .merge(tokens::routes())
+        .merge(exceptions::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))

@@ -413,6 +413,29 @@ impl Engine {
         })?)
     }
 
+    /// The exception queue: every escalated step of every waiting run, oldest run
+    /// first. (It reads the waiting runs; an index of its own comes when queues grow.)
+    pub fn exceptions(&self) -> Result<Vec<ExceptionView>, EngineError> {
+        let mut out = Vec::new();
+        let mut waiting = self.runs(Some(RunStatus::Waiting), None, None, 0)?;
+        waiting.reverse();
+        for record in waiting {
+            let view = self.run(&record.id)?;
+            for step in view.steps {
+                if step.record.status == StepStatus::Escalated {
+                    out.push(ExceptionView {
+                        run_id: record.id.clone(),
+                        workflow: record.workflow.clone(),
+                        key: record.key.clone(),
+                        path: step.path,
+                        step: step.record,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Waits until run `id` is no longer running (finished, or waiting or paused with no
     /// message left to handle).
     pub async fn wait_for(&self, id: &str, limit: Duration) -> Result<RunRecord, EngineError> {

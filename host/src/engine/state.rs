@@ -382,3 +382,16 @@ mod tests {
         assert_eq!(iteration_prefix("lines", 2), "lines[2].");
     }
 }
+
+/// A step in the exception queue: it failed for good with `on_error: escalate`, and its
+/// run waits for a person to retry it, supply its output, skip it, or abort the run.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExceptionView {
+    pub run_id: String,
+    pub workflow: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    pub path: String,
+    #[serde(flatten)]
+    pub step: StepRecord,
+}
