@@ -164,3 +164,15 @@ pub fn json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<
         .field(what)
     })
 }
+
+/// [`json`], with an empty body meaning `T::default()`.
+pub fn json_or_default<T: serde::de::DeserializeOwned + Default>(
+    bytes: &[u8],
+    what: &str,
+) -> Result<T, ApiError> {
+    if bytes.is_empty() {
+        Ok(T::default())
+    } else {
+        json(bytes, what)
+    }
+}

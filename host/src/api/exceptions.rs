@@ -51,11 +51,7 @@ async fn act(
 ) -> Result<(StatusCode, Json<RunView>), ApiError> {
     caller.require(Access::Operate)?;
     let body = error::body(body)?;
-    let args: ActionBody = if body.is_empty() {
-        ActionBody::default()
-    } else {
-        error::json(&body, "body")?
-    };
+    let args: ActionBody = error::json_or_default(&body, "body")?;
     let escalated =
         state.engine.run(&run)?.steps.iter().any(|s| {
             s.path == path && s.record.status == crate::engine::state::StepStatus::Escalated

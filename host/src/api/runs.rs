@@ -187,11 +187,7 @@ async fn steer(
 ) -> Result<(StatusCode, Json<RunView>), ApiError> {
     caller.require(Access::Operate)?;
     let body = error::body(body)?;
-    let args: CommandBody = if body.is_empty() {
-        CommandBody::default()
-    } else {
-        error::json(&body, "body")?
-    };
+    let args: CommandBody = error::json_or_default(&body, "body")?;
     let actor = caller.actor();
     let step = |what: &str| {
         args.step.clone().ok_or_else(|| {
