@@ -39,31 +39,8 @@ impl Server {
                 &["plugin", "install", plugin_wasm(plugin).to_str().unwrap()],
             );
         }
-        Server::spawn(dir)
-    }
-
-    fn spawn(dir: tempfile::TempDir) -> Server {
-        let mut child = Command::new(baton_bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(dir.path().join("data"))
-            .env_remove("BATON_LISTEN")
-            .env_remove("BATON_CONFIG")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("baton serve starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut address = None;
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            if let Some(a) = line.strip_prefix("listening on http://") {
-                address = Some(a.to_owned());
-                break;
-            }
-        }
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        let address = address.expect("the server says where it listens");
-        let admin = std::fs::read_to_string(dir.path().join("data/admin.token"))
+        let (child, address) = launch(&data);
+        let admin = std::fs::read_to_string(data.join("admin.token"))
             .map(|t| t.trim().to_owned())
             .unwrap_or_default();
         Server {
@@ -77,7 +54,33 @@ impl Server {
     pub fn data(&self) -> PathBuf {
         self.dir.path().join("data")
     }
+}
 
+/// Starts `baton serve` on `data` and a port the OS picks; returns it and its address.
+fn launch(data: &Path) -> (Child, String) {
+    let mut child = Command::new(baton_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .env_remove("BATON_LISTEN")
+        .env_remove("BATON_CONFIG")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("baton serve starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut address = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(a) = line.strip_prefix("listening on http://") {
+            address = Some(a.to_owned());
+            break;
+        }
+    }
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, address.expect("the server says where it listens"))
+}
+
+impl Server {
     /// Stops the server with SIGTERM and waits for it; `true` if it exited cleanly.
     pub fn stop(&mut self) -> bool {
         if let Ok(Some(status)) = self.child.try_wait() {
@@ -89,25 +92,16 @@ impl Server {
         self.child.wait().map(|s| s.success()).unwrap_or(false)
     }
 
-    /// Starts the server again on the same data directory (after [`Server::stop`]).
+    /// Stops the server if it runs and starts it again on the same data directory.
     pub fn restart(mut self) -> Server {
         self.stop();
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        let admin = self.admin.clone();
-        let mut next = Server::spawn(dir);
-        next.admin = admin;
-        next
+        (self.child, self.address) = launch(&self.data());
+        self
     }
 
     /// A request with the admin token.
     pub fn admin(&self, method: &str, path: &str, body: &str) -> Response {
-        self.request(
-            method,
-            path,
-            Some(&self.admin.clone()),
-            &[],
-            body.as_bytes(),
-        )
+        self.request(method, path, Some(&self.admin), &[], body.as_bytes())
     }
 
     /// A request; `token` becomes `Authorization: Bearer`.

@@ -13,7 +13,7 @@ mod workflows;
 use crate::engine::Engine;
 use auth::{Caller, Tokens};
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRef, FromRequestParts};
+use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::routing::get;
@@ -88,20 +88,10 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
 
 type Shared = Arc<AppState>;
 
-impl FromRef<Shared> for Tokens {
-    fn from_ref(state: &Shared) -> Tokens {
-        state.tokens.clone()
-    }
-}
-
-impl<S> FromRequestParts<S> for Caller
-where
-    S: Send + Sync,
-    Tokens: FromRef<S>,
-{
+impl FromRequestParts<Shared> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Caller, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Caller, ApiError> {
         let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
             ApiError::unauthorized("missing `Authorization: Bearer TOKEN` header")
         })?;
@@ -114,7 +104,8 @@ where
                 ApiError::unauthorized("the Authorization header must be `Bearer TOKEN`")
                     .field("Authorization")
             })?;
-        Tokens::from_ref(state)
+        state
+            .tokens
             .authenticate(token)
             .map_err(|e| ApiError::internal(e.to_string()))?
             .ok_or_else(|| ApiError::unauthorized("the token is unknown or revoked"))

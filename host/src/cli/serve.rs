@@ -1,13 +1,12 @@
 //! `baton serve` and `baton token`.
 
-use super::{DataDir, print};
+use super::{DataDir, block_on, print};
 use anyhow::{Context, Result};
 use baton::api::auth::{Role, Tokens};
 use baton::api::{self, ApiLimits, AppState};
 use baton::engine::Recovery;
 use clap::{Args, Subcommand};
 use std::io::Write;
-use std::sync::Arc;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -23,20 +22,15 @@ pub fn serve(context: &DataDir, args: ServeArgs) -> Result<()> {
     let limits = ApiLimits {
         max_body_bytes: config.server.max_body_kb * 1024,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
-        let registry = Arc::new(context.registry()?);
-        let tokens = Tokens::new(registry.store().clone());
+    block_on(async move {
+        let engine = context.engine(Recovery::ResumeAll)?;
+        let tokens = Tokens::new(engine.store().clone());
         if let Some(path) = tokens.bootstrap(context.data())? {
             println!(
                 "first start: an admin token was written to {} (mode 0600)",
                 path.display()
             );
         }
-        let engine = baton::engine::Engine::start(registry, Recovery::ResumeAll)?;
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;

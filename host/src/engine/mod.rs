@@ -417,16 +417,18 @@ impl Engine {
     /// first. (It reads the waiting runs; an index of its own comes when queues grow.)
     pub fn exceptions(&self) -> Result<Vec<ExceptionView>, EngineError> {
         let mut out = Vec::new();
-        let mut waiting = self.runs(Some(RunStatus::Waiting), None, None, 0)?;
-        waiting.reverse();
-        for record in waiting {
-            let view = self.run(&record.id)?;
-            for step in view.steps {
+        for id in self
+            .inner
+            .store
+            .runs_with_status(RunStatus::Waiting.as_str())?
+        {
+            let RunView { run, steps } = self.run(&id)?;
+            for step in steps {
                 if step.record.status == StepStatus::Escalated {
                     out.push(ExceptionView {
-                        run_id: record.id.clone(),
-                        workflow: record.workflow.clone(),
-                        key: record.key.clone(),
+                        run_id: run.id.clone(),
+                        workflow: run.workflow.clone(),
+                        key: run.key.clone(),
                         path: step.path,
                         step: step.record,
                     });

@@ -146,7 +146,7 @@ impl NewRun {
     /// After the commit: makes the run live and lets it go on (calls its first step).
     /// `inbox_filled`: the commit found a buffered event for the first step.
     pub fn spawn(mut self, inbox_filled: bool) {
-        self.actor.committed(false);
+        self.actor.committed(false, false);
         if inbox_filled {
             self.actor.live.wake(WAKE_INBOX);
         }
@@ -279,13 +279,7 @@ impl Actor {
         let outcome = rx
             .await
             .map_err(|_| "the writer has stopped".to_owned())??;
-        // A wait that found its event already buffered parks for no time at all: do not
-        // tell watchers the run is waiting when it is about to go on.
-        self.committed(status_changed && !outcome.inbox_filled);
-        if handled_inbox && !status_changed {
-            // `wait_for` holds off while a parked run has messages; now it has fewer.
-            self.inner.wake_waiters(&self.run.id);
-        }
+        self.committed(status_changed, handled_inbox);
         Ok(outcome)
     }
 
@@ -313,13 +307,16 @@ impl Actor {
     }
 
     /// What follows a commit: timers armed, watchers told.
-    fn committed(&mut self, status_changed: bool) {
+    fn committed(&mut self, status_changed: bool, handled_inbox: bool) {
         self.inbox_seen.clear();
         for due in std::mem::take(&mut self.new_timers) {
             self.inner.timers.add(due, &self.run.id);
         }
         if status_changed {
             self.inner.announce(&self.run.id, self.run.status);
+        } else if handled_inbox {
+            // `wait_for` holds off while a parked run has messages; now it has fewer.
+            self.inner.wake_waiters(&self.run.id);
         }
     }
 
