@@ -115,6 +115,35 @@ impl Server {
     ) -> Response {
         request(&self.address, method, path, token, headers, body)
     }
+
+    /// A JSON request with `token`.
+    pub fn as_user(&self, token: &str, method: &str, path: &str, body: &str) -> Response {
+        self.request(method, path, Some(token), &[], body.as_bytes())
+    }
+
+    /// Creates a token over HTTP (as the admin) and returns it.
+    pub fn token(&self, user: &str, role: &str) -> String {
+        let created = self.admin(
+            "POST",
+            "/v1/tokens",
+            &format!(r#"{{"user":"{user}","role":"{role}"}}"#),
+        );
+        assert_eq!(created.status, 201, "{}", created.body);
+        created.json()["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Polls run `id` until its status is `want` (for up to 5 s); returns the run.
+    pub fn status_becomes(&self, id: &str, want: &str) -> Value {
+        let mut run = Value::Null;
+        for _ in 0..250 {
+            run = self.admin("GET", &format!("/v1/runs/{id}"), "").json();
+            if run["status"] == want {
+                return run;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("run {id} did not become {want}: {run}");
+    }
 }
 
 impl Drop for Server {

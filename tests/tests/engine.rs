@@ -2,6 +2,7 @@
 //! retries, timeouts, escalation, operator controls, pinning and idempotent starts.
 
 use baton::engine::state::{InboxMessage, RunStatus, StepStatus};
+use baton::engine::task::{Decision, Person};
 use baton::engine::{EngineError, StartRun, audit};
 use baton::registry::GrantChange;
 use baton_tests::stand_in::{Reply, StandIn};
@@ -332,20 +333,27 @@ steps:
         "a parked run is not held in memory"
     );
 
+    let ann = Person {
+        actor: "ann".into(),
+        user: "ann".into(),
+        role: "finance".into(),
+    };
+    let decision = |outcome: &str| Decision {
+        outcome: outcome.into(),
+        data: json!({"note": "fine"}),
+        comment: Some("ok".into()),
+        output: None,
+    };
     let wrong = t
         .engine
-        .decide(&id, "ask", "maybe", json!({}), "ann", None)
+        .decide(&id, "ask", ann.clone(), decision("maybe"))
         .await;
-    assert!(matches!(wrong, Err(EngineError::Conflict(m)) if m.contains("approved, rejected")));
+    assert!(
+        matches!(wrong, Err(EngineError::Task(ref r)) if r.to_string().contains("approved, rejected")),
+        "{wrong:?}"
+    );
     t.engine
-        .decide(
-            &id,
-            "ask",
-            "approved",
-            json!({"note": "fine"}),
-            "ann",
-            Some("ok".into()),
-        )
+        .decide(&id, "ask", ann, decision("approved"))
         .await
         .unwrap();
     let done = t.settled(&id).await;

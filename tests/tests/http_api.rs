@@ -261,18 +261,6 @@ fn roles_decide_what_a_token_may_do() {
 
 const HOLD: &str = "name: hold\nkey: .input.id\nsteps:\n  - id: wait\n    wait: { event: go, key: .input.id }\n  - id: after\n    call: echo/echo\n    input: { message: '\"done \" + .input.id' }\n";
 
-fn status_becomes(server: &Server, id: &str, want: &str) -> Value {
-    let mut run = Value::Null;
-    for _ in 0..250 {
-        run = server.admin("GET", &format!("/v1/runs/{id}"), "").json();
-        if run["status"] == want {
-            return run;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    panic!("run {id} did not become {want}: {run}");
-}
-
 #[test]
 fn events_wake_waiting_runs_and_operators_steer_them() {
     let server = Server::start(&["echo"]);
@@ -285,7 +273,7 @@ fn events_wake_waiting_runs_and_operators_steer_them() {
         .admin("POST", "/v1/events/go/A", r#"{"ok":true}"#)
         .json();
     assert_eq!(sent["delivered_to"], serde_json::json!([a]));
-    let done = status_becomes(&server, &a, "succeeded");
+    let done = server.status_becomes(&a, "succeeded");
     assert_eq!(done["output"]["message"], "done A");
 
     // An event nobody waits for yet is kept for the run that will.
@@ -308,7 +296,7 @@ fn events_wake_waiting_runs_and_operators_steer_them() {
         r#"{"reason":"customer withdrew"}"#,
     );
     assert_eq!(cancel.status, 202, "{}", cancel.body);
-    status_becomes(&server, &b, "cancelled");
+    server.status_becomes(&b, "cancelled");
     let again = server.admin("POST", &format!("/v1/runs/{b}/pause"), "");
     assert_eq!((again.status, again.code()), (409, "conflict".into()));
     let missing = server.admin("POST", "/v1/runs/01NOSUCHRUN/cancel", "");
@@ -432,16 +420,16 @@ fn people_work_the_exception_queue() {
         r#"{"output":{"id":"ACME"}}"#,
     );
     assert_eq!(resolved.status, 202, "{}", resolved.body);
-    let done = status_becomes(&server, &runs[0], "succeeded");
+    let done = server.status_becomes(&runs[0], "succeeded");
     assert_eq!(done["output"]["vendor"]["id"], "ACME");
 
     server.admin("POST", &url(&runs[1], "skip"), "");
-    let skipped = status_becomes(&server, &runs[1], "succeeded");
+    let skipped = server.status_becomes(&runs[1], "succeeded");
     assert_eq!(skipped["output"]["vendor"], Value::Null);
 
     let aborted = server.admin("POST", &url(&runs[2], "abort"), r#"{"reason":"fraud"}"#);
     assert_eq!(aborted.status, 202);
-    status_becomes(&server, &runs[2], "cancelled");
+    server.status_becomes(&runs[2], "cancelled");
 
     assert_eq!(
         server.admin("GET", "/v1/exceptions", "").json(),

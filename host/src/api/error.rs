@@ -97,6 +97,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> ApiError {
+        ApiError::internal(e.to_string())
+    }
+}
+
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> ApiError {
         let message = e.to_string();
@@ -129,6 +135,26 @@ impl From<EngineError> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, "unknown_run", message)
             }
             EngineError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+            EngineError::Task(refusal) => {
+                use crate::engine::task::TaskRefusal as R;
+                let (status, field) = match &refusal {
+                    R::NotAssignee { .. } | R::SegregationOfDuties(_) => {
+                        (StatusCode::FORBIDDEN, None)
+                    }
+                    R::InvalidOutcome { .. } => (StatusCode::UNPROCESSABLE_ENTITY, Some("outcome")),
+                    R::InvalidData(_) => (StatusCode::UNPROCESSABLE_ENTITY, Some("data")),
+                    R::NothingToReview => (StatusCode::UNPROCESSABLE_ENTITY, Some("output")),
+                    _ => (StatusCode::CONFLICT, None),
+                };
+                let error = ApiError::new(status, refusal.code(), message);
+                match (field, refusal) {
+                    (_, R::InvalidData(problems)) => {
+                        error.field("data").details(Value::from(problems))
+                    }
+                    (Some(field), _) => error.field(field),
+                    (None, _) => error,
+                }
+            }
             EngineError::WaitTimedOut(_) => {
                 ApiError::new(StatusCode::GATEWAY_TIMEOUT, "wait_timed_out", message)
             }

@@ -6,7 +6,9 @@
 pub mod auth;
 pub mod error;
 mod exceptions;
+mod feedback;
 mod runs;
+mod tasks;
 mod tokens;
 mod workflows;
 
@@ -51,6 +53,8 @@ pub fn router(state: AppState, limits: &ApiLimits) -> Router {
         .merge(runs::routes())
         .merge(tokens::routes())
         .merge(exceptions::routes())
+        .merge(tasks::routes())
+        .merge(feedback::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))

@@ -145,6 +145,16 @@ pub(crate) fn local_actor() -> String {
         .unwrap_or_else(|_| "cli".into())
 }
 
+/// A person acting from this command line on the data directory itself: they hold the
+/// database, so they act as an admin.
+pub(crate) fn local_person() -> baton::engine::task::Person {
+    baton::engine::task::Person {
+        actor: local_actor(),
+        user: std::env::var("USER").unwrap_or_else(|_| "cli".into()),
+        role: "admin".into(),
+    }
+}
+
 fn database_path(data: &Path) -> PathBuf {
     data.join("baton.redb")
 }

@@ -1,9 +1,10 @@
 //! `baton run ...`, `baton event ...` and `baton worker`: runs on the local data
 //! directory, through the engine.
 
-use super::{DataDir, block_on, local_actor, print, read_input, read_json};
+use super::{DataDir, block_on, local_actor, local_person, print, read_input, read_json};
 use anyhow::{Context, Result, bail};
 use baton::engine::state::{InboxMessage, RunStatus};
+use baton::engine::task::Decision;
 use baton::engine::{Engine, Recovery, StartRun};
 use clap::{Args, Subcommand};
 use std::time::Duration;
@@ -79,6 +80,9 @@ pub enum RunCommand {
         data: Option<String>,
         #[arg(long)]
         comment: Option<String>,
+        /// For a review: the reviewed output as corrected, JSON.
+        #[arg(long)]
+        output: Option<String>,
     },
 }
 
@@ -223,14 +227,18 @@ pub fn run(data: &DataDir, command: RunCommand) -> Result<()> {
                 outcome,
                 data,
                 comment,
+                output,
             } => {
-                let data = match data {
-                    Some(d) => read_json(&d, "--data")?,
-                    None => serde_json::Value::Null,
+                let decision = Decision {
+                    outcome,
+                    data: match data {
+                        Some(d) => read_json(&d, "--data")?,
+                        None => serde_json::Value::Null,
+                    },
+                    comment,
+                    output: output.map(|o| read_json(&o, "--output")).transpose()?,
                 };
-                engine
-                    .decide(&id, &step, &outcome, data, &local_actor(), comment)
-                    .await?;
+                engine.decide(&id, &step, local_person(), decision).await?;
                 settle(&engine, &id).await
             }
         }

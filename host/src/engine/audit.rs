@@ -75,6 +75,30 @@ pub enum EventKind {
         actor: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         comment: Option<String>,
+        /// A reviewer changed the reviewed plugin output (it went to the corrections ledger).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        corrected: bool,
+    },
+    /// One approval of an N-of-M task; `remaining` more are needed.
+    Approval {
+        path: String,
+        actor: String,
+        remaining: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
+    },
+    TaskClaimed {
+        path: String,
+        actor: String,
+    },
+    TaskUnclaimed {
+        path: String,
+        actor: String,
+    },
+    /// The task's due time passed; `to` may now act on it too.
+    TaskEscalated {
+        path: String,
+        to: Vec<String>,
     },
     EventReceived {
         path: String,

@@ -121,9 +121,27 @@ pub struct HumanDef {
     /// JSON Schema of the data the person fills in.
     #[serde(default)]
     pub form: Option<serde_json::Value>,
-    /// The decisions a person may take; default `[approved, rejected]`.
+    /// The decisions a person may take; default `[approved, rejected]`. The first is
+    /// the approving one that `approvals` counts.
     #[serde(default)]
     pub outcomes: Option<Vec<String>>,
+    /// N-of-M: how many distinct people must choose the first outcome (default 1).
+    /// Any other outcome decides the task at once.
+    #[serde(default)]
+    pub approvals: Option<u32>,
+    /// Segregation of duties: who may not decide. `requester` is whoever started the
+    /// run; anything else is jq giving a user name (or a list of them).
+    #[serde(default)]
+    pub not_by: Vec<String>,
+    /// How long the task may wait before it escalates (`4h`, `2d`).
+    #[serde(default)]
+    pub due: Option<String>,
+    /// Users or `role:NAME`s who may act on the task once it is overdue.
+    #[serde(default)]
+    pub escalate_to: Vec<String>,
+    /// The id of a call or rule step whose output the person reviews and may correct.
+    #[serde(default)]
+    pub review: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

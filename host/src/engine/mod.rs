@@ -20,6 +20,7 @@ pub mod duration;
 pub mod expr;
 mod run;
 pub mod state;
+pub mod task;
 mod timers;
 pub mod workflow;
 mod writer;
@@ -77,6 +78,8 @@ pub enum EngineError {
     UnknownRun(String),
     #[error("{0}")]
     Conflict(String),
+    #[error(transparent)]
+    Task(#[from] task::TaskRefusal),
     #[error("timed out after {0:?} waiting for the run")]
     WaitTimedOut(Duration),
     #[error(transparent)]
@@ -413,16 +416,21 @@ impl Engine {
         })?)
     }
 
+    /// Every waiting run with its steps, oldest first: where tasks and exceptions are.
+    fn waiting_runs(&self) -> Result<Vec<RunView>, EngineError> {
+        self.inner
+            .store
+            .runs_with_status(RunStatus::Waiting.as_str())?
+            .iter()
+            .map(|id| self.run(id))
+            .collect()
+    }
+
     /// The exception queue: every escalated step of every waiting run, oldest run
     /// first. (It reads the waiting runs; an index of its own comes when queues grow.)
     pub fn exceptions(&self) -> Result<Vec<ExceptionView>, EngineError> {
         let mut out = Vec::new();
-        for id in self
-            .inner
-            .store
-            .runs_with_status(RunStatus::Waiting.as_str())?
-        {
-            let RunView { run, steps } = self.run(&id)?;
+        for RunView { run, steps } in self.waiting_runs()? {
             for step in steps {
                 if step.record.status == StepStatus::Escalated {
                     out.push(ExceptionView {
@@ -524,52 +532,125 @@ impl Engine {
         Ok(runs)
     }
 
-    /// Records a person's decision on the human task at `path`.
+    /// Records a person's decision on the human task at `path`: checked now against the
+    /// task as stored (and again by the run when it acts on it).
     pub async fn decide(
         &self,
         run: &str,
         path: &str,
-        outcome: &str,
-        data: Value,
-        actor: &str,
-        comment: Option<String>,
+        person: task::Person,
+        decision: task::Decision,
     ) -> Result<(), EngineError> {
-        let view = self.run(run)?;
-        let step = view
-            .steps
-            .iter()
-            .find(|s| s.path == path)
-            .ok_or_else(|| EngineError::Conflict(format!("run {run} has no step {path}")))?;
-        if step.record.kind != "human" || step.record.status != StepStatus::Waiting {
-            return Err(EngineError::Conflict(format!(
-                "step {path} of run {run} is not a waiting human task"
-            )));
+        let (id, task, workflow) = self.waiting_task(run, path)?;
+        let workflow::StepKind::Human(human) = &workflow.steps[&id].kind else {
+            return Err(task::TaskRefusal::NotATask(path.to_owned()).into());
+        };
+        task.check_decision(&person, &decision, &human.outcomes)?;
+        if let Some(form) = &human.form {
+            // The form compiled when the definition was applied.
+            let problems = crate::registry::schema::compile(form)
+                .map(|v| crate::registry::schema::violations(&v, &decision.data))
+                .unwrap_or_default();
+            if !problems.is_empty() {
+                return Err(task::TaskRefusal::InvalidData(problems).into());
+            }
         }
-        let workflow = self
-            .inner
-            .workflow(&view.run.workflow, Some(view.run.version))?;
-        if let Some(workflow::Step {
-            kind: workflow::StepKind::Human(task),
-            ..
-        }) = workflow.steps.get(&step.record.id)
-            && !task.outcomes.iter().any(|o| o == outcome)
-        {
-            return Err(EngineError::Conflict(format!(
-                "`{outcome}` is not an outcome of {path} (outcomes: {})",
-                task.outcomes.join(", ")
-            )));
-        }
+        let path = path.to_owned();
         self.command(
             run,
             InboxMessage::Decision {
-                path: path.to_owned(),
-                outcome: outcome.to_owned(),
-                data,
-                actor: actor.to_owned(),
-                comment,
+                path,
+                person,
+                decision,
             },
         )
         .await
+    }
+
+    /// Claims the human task at `path` for `person`, or with `claim == false` releases it.
+    pub async fn claim(
+        &self,
+        run: &str,
+        path: &str,
+        person: task::Person,
+        claim: bool,
+    ) -> Result<(), EngineError> {
+        let (_, mut task, _) = self.waiting_task(run, path)?;
+        let path = path.to_owned();
+        let message = if claim {
+            task.claim(&person)?;
+            InboxMessage::Claim { path, person }
+        } else {
+            task.unclaim(&person)?;
+            InboxMessage::Unclaim { path, person }
+        };
+        self.command(run, message).await
+    }
+
+    /// The step id and task of the human step waiting at `path`, and the workflow
+    /// version the run follows.
+    fn waiting_task(
+        &self,
+        run: &str,
+        path: &str,
+    ) -> Result<(String, task::TaskState, Arc<Workflow>), EngineError> {
+        let view = self.run(run)?;
+        let step =
+            view.steps.into_iter().find(|s| s.path == path).filter(|s| {
+                s.record.status == StepStatus::Waiting && !view.run.status.is_finished()
+            });
+        let Some(StepView {
+            record:
+                StepRecord {
+                    id,
+                    task: Some(task),
+                    ..
+                },
+            ..
+        }) = step
+        else {
+            return Err(task::TaskRefusal::NotATask(path.to_owned()).into());
+        };
+        let workflow = self
+            .inner
+            .workflow(&view.run.workflow, Some(view.run.version))?;
+        Ok((id, task, workflow))
+    }
+
+    /// Every waiting human task, oldest run first; with `person`, only those they could
+    /// decide now (assigned to them, not barred by segregation of duties, not claimed by
+    /// someone else, not already approved by them).
+    pub fn tasks(&self, person: Option<&task::Person>) -> Result<Vec<TaskView>, EngineError> {
+        let mut out = Vec::new();
+        for RunView { run, steps } in self.waiting_runs()? {
+            let workflow = self.inner.workflow(&run.workflow, Some(run.version))?;
+            for step in steps {
+                let (StepStatus::Waiting, Some(task)) = (step.record.status, step.record.task)
+                else {
+                    continue;
+                };
+                if person.is_some_and(|p| !task.actionable_by(p)) {
+                    continue;
+                }
+                let Some(workflow::StepKind::Human(human)) =
+                    workflow.steps.get(&step.record.id).map(|s| &s.kind)
+                else {
+                    continue;
+                };
+                out.push(TaskView {
+                    run_id: run.id.clone(),
+                    workflow: run.workflow.clone(),
+                    key: run.key.clone(),
+                    path: step.path,
+                    outcomes: human.outcomes.clone(),
+                    form: human.form.clone(),
+                    input: step.record.input,
+                    opened_ms: step.record.scheduled_ms,
+                    task,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Sends an operator command (cancel, pause, resume, retry, resolve, restart) to a

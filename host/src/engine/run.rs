@@ -10,10 +10,14 @@ use super::audit::{EventKind, chain, head_of};
 use super::duration::{format_ms, now_ms, parse_time};
 use super::expr::{Val, field, object, set_nested_field, string, to_json, to_val, with_field};
 use super::state::*;
-use super::workflow::{Next, OnError, Step, StepKind, Target, WaitKind, Workflow};
-use super::writer::{Job, TransitionJob, TransitionOutcome, encode};
+use super::task::{Decision, Person, Review, Tally, TaskRefusal, TaskState, user_of};
+use super::workflow::{
+    HumanTask, Next, NotBy, OnError, Step, StepKind, Target, WaitKind, Workflow,
+};
+use super::writer::{Job, ReviewJob, TransitionJob, TransitionOutcome, encode};
 use crate::registry::CallReport;
 use crate::runtime::{CallContext, Failure};
+use crate::store::CorrectionRecord;
 use crate::store::{EventHead, TimerEntry};
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
@@ -453,48 +457,11 @@ impl Actor {
             }
             InboxMessage::Decision {
                 path,
-                outcome,
-                data,
-                actor,
-                comment,
-            } => {
-                let task = self.steps.get(&path).and_then(|s| {
-                    (s.status == StepStatus::Waiting && !finished)
-                        .then(|| match &self.workflow.steps[&s.id].kind {
-                            StepKind::Human(task) => Some(task.outcomes.clone()),
-                            _ => None,
-                        })
-                        .flatten()
-                });
-                match task {
-                    Some(outcomes) if outcomes.contains(&outcome) => {
-                        self.event(EventKind::Decision {
-                            path: path.clone(),
-                            outcome: outcome.clone(),
-                            actor: actor.clone(),
-                            comment: comment.clone(),
-                        });
-                        self.clear_timer(&path);
-                        self.steps.get_mut(&path).expect("checked").decided_by =
-                            Some(actor.clone());
-                        let output = json!({"outcome": outcome, "data": data, "actor": actor, "comment": comment});
-                        self.resume_with(&path, output, "decision");
-                    }
-                    Some(outcomes) => self.refuse(
-                        "decision",
-                        &actor,
-                        format!(
-                            "`{outcome}` is not an outcome of {path} (outcomes: {})",
-                            outcomes.join(", ")
-                        ),
-                    ),
-                    None => self.refuse(
-                        "decision",
-                        &actor,
-                        format!("{path} is not a waiting human task"),
-                    ),
-                }
-            }
+                person,
+                decision,
+            } => self.decide(path, person, decision, finished),
+            InboxMessage::Claim { path, person } => self.claim(path, person, true, finished),
+            InboxMessage::Unclaim { path, person } => self.claim(path, person, false, finished),
             InboxMessage::Cancel { actor, reason } => {
                 if finished {
                     return self.refuse(
@@ -659,6 +626,193 @@ impl Actor {
         }
     }
 
+    /// The task of the human step waiting at `path`.
+    fn waiting_task(&mut self, path: &str, finished: bool) -> Result<&mut TaskState, TaskRefusal> {
+        self.steps
+            .get_mut(path)
+            .filter(|s| s.status == StepStatus::Waiting && !finished)
+            .and_then(|s| s.task.as_mut())
+            .ok_or_else(|| TaskRefusal::NotATask(path.to_owned()))
+    }
+
+    /// A person claims the task at `path`, or with `claim == false` releases it.
+    fn claim(&mut self, path: String, person: Person, claim: bool, finished: bool) {
+        let done = self.waiting_task(&path, finished).and_then(|task| {
+            if claim {
+                task.claim(&person)
+            } else {
+                task.unclaim(&person)
+            }
+        });
+        match done {
+            Ok(()) => {
+                self.touch(&path);
+                let actor = person.actor;
+                self.event(if claim {
+                    EventKind::TaskClaimed { path, actor }
+                } else {
+                    EventKind::TaskUnclaimed { path, actor }
+                });
+            }
+            Err(refusal) => self.refuse(
+                if claim { "claim" } else { "unclaim" },
+                &person.actor,
+                refusal.to_string(),
+            ),
+        }
+    }
+
+    /// A person's decision: counted toward N-of-M, or routing the run on.
+    fn decide(&mut self, path: String, person: Person, decision: Decision, finished: bool) {
+        let workflow = self.workflow.clone();
+        let outcomes = match self.steps.get(&path).map(|s| &workflow.steps[&s.id].kind) {
+            Some(StepKind::Human(task)) => task.outcomes.as_slice(),
+            _ => &[],
+        };
+        let tally = self.waiting_task(&path, finished).and_then(|task| {
+            task.check_decision(&person, &decision, outcomes)?;
+            Ok((task.tally(&person, &decision, outcomes), task.clone()))
+        });
+        let (tally, task) = match tally {
+            Ok(t) => t,
+            Err(refusal) => return self.refuse("decision", &person.actor, refusal.to_string()),
+        };
+        self.touch(&path);
+        if let Tally::Pending(remaining) = tally {
+            return self.event(EventKind::Approval {
+                path,
+                actor: person.actor,
+                remaining,
+                comment: decision.comment,
+            });
+        }
+        let mut output = json!({
+            "outcome": decision.outcome,
+            "data": decision.data,
+            "actor": person.actor,
+            "comment": decision.comment,
+        });
+        if !task.votes.is_empty() {
+            output["votes"] = json!(task.votes);
+        }
+        let mut corrected = false;
+        if let Some(review) = &task.review {
+            let reviewed = decision.output.clone().unwrap_or(review.output.clone());
+            corrected = reviewed != review.output;
+            let correction = corrected.then(|| {
+                encode(&CorrectionRecord {
+                    input: review.input.clone(),
+                    original: review.output.clone(),
+                    corrected: reviewed.clone(),
+                    actor: person.actor.clone(),
+                    plugin_digest: review.plugin_digest.clone(),
+                    created_at_ms: now_ms(),
+                })
+            });
+            self.job.reviews.push(ReviewJob {
+                plugin: review.plugin.clone(),
+                action: review.action.clone(),
+                correction,
+            });
+            output["output"] = reviewed;
+        }
+        self.event(EventKind::Decision {
+            path: path.clone(),
+            outcome: decision.outcome,
+            actor: person.actor.clone(),
+            comment: decision.comment,
+            corrected,
+        });
+        self.clear_timer(&path);
+        self.steps.get_mut(&path).expect("checked").decided_by = Some(person.actor);
+        self.resume_with(&path, output, "decision");
+    }
+
+    /// Opens the people side of the human step at `path`: who may not decide it, when it
+    /// is due, and the plugin output it reviews.
+    fn open_task(&self, path: &str, task: &HumanTask, context: &Val) -> Result<TaskState, String> {
+        let mut excluded = Vec::new();
+        for rule in &task.not_by {
+            match rule {
+                NotBy::Requester => excluded.extend(
+                    self.run
+                        .started_by
+                        .as_deref()
+                        .map(|a| user_of(a).to_owned()),
+                ),
+                NotBy::Users(expr) => match to_json(&expr.eval(context)?)? {
+                    Value::Null => {}
+                    Value::String(user) => excluded.push(user),
+                    Value::Array(users) => {
+                        for user in users {
+                            match user {
+                                Value::String(user) => excluded.push(user),
+                                other => {
+                                    return Err(format!(
+                                        "not_by `{}` gave {other}, not a user name",
+                                        expr.source()
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                    other => {
+                        return Err(format!(
+                            "not_by `{}` gave {other}, not a user name or a list of them",
+                            expr.source()
+                        ));
+                    }
+                },
+            }
+        }
+        let review = match &task.review {
+            None => None,
+            Some(id) => Some(self.review_of(&format!("{}{id}", path_prefix(path)))?),
+        };
+        Ok(TaskState {
+            title: task.title.clone(),
+            description: task.description.clone(),
+            assignees: task.assignees.clone(),
+            excluded,
+            approvals: task.approvals,
+            due_ms: task.due.map(|d| now_ms() + d.as_millis() as u64),
+            review,
+            ..TaskState::default()
+        })
+    }
+
+    /// The completed call or rule at `path`, as a reviewer sees it.
+    fn review_of(&self, path: &str) -> Result<Review, String> {
+        let record = self
+            .steps
+            .get(path)
+            .filter(|r| r.status == StepStatus::Completed)
+            .ok_or_else(|| {
+                format!(
+                    "the reviewed step {path} has not completed, so there is no output to review"
+                )
+            })?;
+        let (StepKind::Call(action) | StepKind::Rule(action)) =
+            &self.workflow.steps[&record.id].kind
+        else {
+            return Err(format!("the reviewed step {path} is not a call or rule"));
+        };
+        let plugin = action.plugin.split('@').next().unwrap_or(&action.plugin);
+        Ok(Review {
+            path: path.to_owned(),
+            plugin: plugin.to_owned(),
+            action: action.action.clone(),
+            plugin_digest: self
+                .run
+                .plugins
+                .get(&action.plugin)
+                .map(|p| p.digest.clone())
+                .unwrap_or_default(),
+            input: record.input.clone().unwrap_or(Value::Null),
+            output: record.output.clone().unwrap_or(Value::Null),
+        })
+    }
+
     fn operator(
         &mut self,
         action: &str,
@@ -772,6 +926,7 @@ impl Actor {
             container: None,
             decided_by: None,
             plugin: None,
+            task: None,
         };
         self.steps.insert(path.to_owned(), record);
         self.open.insert(path.to_owned());
@@ -929,8 +1084,27 @@ impl Actor {
                     on: format!("event {name} (key {key})"),
                 });
             }
-            StepKind::Human(_) => {
-                self.steps.get_mut(path).expect("open").status = StepStatus::Waiting;
+            StepKind::Human(task) => {
+                let shown = match &step.input {
+                    Some(template) => template.eval(&context).and_then(|v| to_json(&v)).map(Some),
+                    None => Ok(None),
+                };
+                let opened =
+                    shown.and_then(|shown| Ok((shown, self.open_task(path, task, &context)?)));
+                let (shown, state) = match opened {
+                    Ok(opened) => opened,
+                    Err(e) => {
+                        return self.step_failed(path, mapping_failure(step, "task_mapping", e));
+                    }
+                };
+                if let Some(due) = state.due_ms {
+                    self.set_timer(path, due);
+                }
+                let record = self.steps.get_mut(path).expect("open");
+                record.status = StepStatus::Waiting;
+                record.wake_at_ms = state.due_ms;
+                record.input = shown;
+                record.task = Some(state);
                 self.touch(path);
                 self.event(EventKind::Parked {
                     path: path.to_owned(),
@@ -1007,6 +1181,16 @@ impl Actor {
             }
             (StepStatus::Waiting, StepKind::Wait(_)) => {
                 self.resume_with(path, Value::Null, "timer")
+            }
+            (StepStatus::Waiting, StepKind::Human(human)) => {
+                if let Some(task) = self.steps.get_mut(path).expect("open").task.as_mut() {
+                    task.escalate(&human.escalate_to);
+                }
+                self.touch(path);
+                self.event(EventKind::TaskEscalated {
+                    path: path.to_owned(),
+                    to: human.escalate_to.clone(),
+                });
             }
             _ => {}
         }

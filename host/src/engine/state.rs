@@ -1,5 +1,6 @@
 //! What the engine persists about runs: plain records, stored as JSON by the store.
 
+use super::task::{Decision, Person, TaskState};
 use crate::runtime::{Failure, LogLine};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -259,6 +260,9 @@ pub struct StepRecord {
     /// The plugin version a call or rule ran on (`name@version`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin: Option<String>,
+    /// A human task's assignees, claim, approvals and due time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<TaskState>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -279,12 +283,19 @@ pub enum InboxMessage {
     /// A person's decision on the human task at `path`.
     Decision {
         path: String,
-        outcome: String,
-        #[serde(default)]
-        data: serde_json::Value,
-        actor: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        comment: Option<String>,
+        person: Person,
+        #[serde(flatten)]
+        decision: Decision,
+    },
+    /// A person takes the human task at `path` to work on it.
+    Claim {
+        path: String,
+        person: Person,
+    },
+    /// A person gives the task at `path` back to its assignees.
+    Unclaim {
+        path: String,
+        person: Person,
     },
     Cancel {
         actor: String,
@@ -381,6 +392,27 @@ mod tests {
         assert_eq!(split_iteration(""), None);
         assert_eq!(iteration_prefix("lines", 2), "lines[2].");
     }
+}
+
+/// A waiting human task, as its inbox shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct TaskView {
+    pub run_id: String,
+    pub workflow: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    pub path: String,
+    /// The decisions to choose from; the first is the approving one.
+    pub outcomes: Vec<String>,
+    /// JSON Schema of the data to fill in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub form: Option<serde_json::Value>,
+    /// What the task shows the person (the step's `input`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<serde_json::Value>,
+    pub opened_ms: u64,
+    #[serde(flatten)]
+    pub task: TaskState,
 }
 
 /// A step in the exception queue: it failed for good with `on_error: escalate`, and its

@@ -79,13 +79,29 @@ pub enum WaitKind {
     },
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug)]
 pub struct HumanTask {
     pub title: String,
     pub description: Option<String>,
     pub assignees: Vec<String>,
     pub form: Option<serde_json::Value>,
+    /// The first one is the approving outcome that `approvals` counts.
     pub outcomes: Vec<String>,
+    pub approvals: u32,
+    pub not_by: Vec<NotBy>,
+    pub due: Option<Duration>,
+    pub escalate_to: Vec<String>,
+    /// The id of the call or rule step under review.
+    pub review: Option<String>,
+}
+
+/// Someone who may not decide a task (segregation of duties).
+#[derive(Debug)]
+pub enum NotBy {
+    /// Whoever started the run.
+    Requester,
+    /// jq giving a user name or a list of them.
+    Users(Expr),
 }
 
 #[derive(Debug)]
@@ -181,7 +197,14 @@ pub struct Step {
 impl Step {
     /// The kind as a word, for records and messages.
     pub fn kind_name(&self) -> &'static str {
-        match self.kind {
+        self.kind.name()
+    }
+}
+
+impl StepKind {
+    /// The kind as a word.
+    pub fn name(&self) -> &'static str {
+        match self {
             StepKind::Call(_) => "call",
             StepKind::Rule(_) => "rule",
             StepKind::Branch(_) => "branch",
@@ -318,6 +341,7 @@ impl Compiler<'_> {
             };
             self.step(def, following, &ids, parent.clone());
         }
+        self.check_reviews(defs, &ids);
         self.check_reachable(defs);
         defs[0].id.clone()
     }
@@ -385,7 +409,7 @@ impl Compiler<'_> {
             "parallel" => &["next", "on_error"],
             "for_each" => &["next", "concurrency", "steps", "on_error"],
             "wait" => &["next", "on_error"],
-            "human" => &["next", "else"],
+            "human" => &["input", "next", "else"],
             _ => &[],
         };
         for (field, set) in [
@@ -641,6 +665,38 @@ impl Compiler<'_> {
                         }
                     }
                 }
+                if human.approvals == Some(0) {
+                    self.problem(sid, Some("human.approvals"), "approvals must be at least 1");
+                }
+                for (field, names) in [
+                    ("human.assignees", &human.assignees),
+                    ("human.escalate_to", &human.escalate_to),
+                ] {
+                    for name in names {
+                        if name.trim().is_empty() || name == "role:" {
+                            self.problem(
+                                sid,
+                                Some(field),
+                                "an empty entry: name a user (`alice`) or a role (`role:operator`)",
+                            );
+                        }
+                    }
+                }
+                if !human.escalate_to.is_empty() && human.due.is_none() {
+                    self.problem(
+                        sid,
+                        Some("human.escalate_to"),
+                        "escalation needs a `due` time to escalate after",
+                    );
+                }
+                let not_by = human
+                    .not_by
+                    .iter()
+                    .filter_map(|entry| match entry.trim() {
+                        "requester" => Some(NotBy::Requester),
+                        expr => self.expr(sid, "human.not_by", expr).map(NotBy::Users),
+                    })
+                    .collect();
                 routes_allowed = true;
                 StepKind::Human(HumanTask {
                     title: human.title.clone(),
@@ -648,6 +704,14 @@ impl Compiler<'_> {
                     assignees: human.assignees.clone(),
                     form: human.form.clone(),
                     outcomes,
+                    approvals: human.approvals.unwrap_or(1).max(1),
+                    not_by,
+                    due: human
+                        .due
+                        .as_deref()
+                        .and_then(|d| self.duration(sid, "human.due", d)),
+                    escalate_to: human.escalate_to.clone(),
+                    review: human.review.clone(),
                 })
             }
             "end" => match def.end.as_ref().expect("kind checked") {
@@ -721,6 +785,28 @@ impl Compiler<'_> {
             ),
         );
         None
+    }
+
+    /// A review names a call or rule of its own list, whose output it puts before people.
+    fn check_reviews(&mut self, defs: &[StepDef], siblings: &[&str]) {
+        for def in defs {
+            let Some(reviewed) = def.human.as_ref().and_then(|h| h.review.as_deref()) else {
+                continue;
+            };
+            let problem = match self.steps.get(reviewed).map(|s| &s.kind) {
+                _ if !siblings.contains(&reviewed) => format!(
+                    "unknown step `{reviewed}`: a review names a call or rule of its own list ({})",
+                    siblings.join(", ")
+                ),
+                Some(StepKind::Call(_) | StepKind::Rule(_)) => continue,
+                Some(other) => format!(
+                    "step `{reviewed}` is a {} step; only a call's or a rule's output can be reviewed",
+                    other.name()
+                ),
+                None => continue,
+            };
+            self.problem(Some(&def.id), Some("human.review"), problem);
+        }
     }
 
     fn check_reachable(&mut self, defs: &[StepDef]) {
@@ -970,6 +1056,39 @@ steps:
         assert_eq!((c.field.as_deref(), c.line), (Some("input.x"), Some(10)));
         assert!(c.message.contains("jq"), "{c}");
         // b is unreachable from a (a goes to `nowhere`, which failed): reported too.
+    }
+
+    #[test]
+    fn human_task_settings_are_checked() {
+        let yaml = r#"
+name: demo
+steps:
+  - id: a
+    call: echo/echo
+  - id: b
+    human: { title: One, approvals: 0, escalate_to: [role:admin], not_by: [".input | ("], review: c }
+  - id: c
+    human: { title: Two, review: nowhere, due: soon }
+  - id: d
+    human: { title: Three, review: a, assignees: ["role:"] }
+"#;
+        let found: Vec<(Option<String>, Option<String>)> = problems(yaml)
+            .into_iter()
+            .map(|p| (p.step, p.field))
+            .collect();
+        let at = |step: &str, field: &str| (Some(step.to_owned()), Some(field.to_owned()));
+        for expected in [
+            at("b", "human.approvals"),
+            at("b", "human.escalate_to"),
+            at("b", "human.not_by"),
+            at("b", "human.review"),
+            at("c", "human.review"),
+            at("c", "human.due"),
+            at("d", "human.assignees"),
+        ] {
+            assert!(found.contains(&expected), "{expected:?} in {found:?}");
+        }
+        assert_eq!(found.len(), 7, "d's review of call `a` is fine: {found:?}");
     }
 
     #[test]

@@ -44,6 +44,16 @@ pub struct TransitionJob {
     pub waits_cancelled: Vec<(String, String, String)>,
     /// Inbox messages this transition handled.
     pub inbox_done: Vec<u64>,
+    /// Reviews of plugin outputs decided, for the review counts and corrections ledger.
+    pub reviews: Vec<ReviewJob>,
+}
+
+/// A person's verdict on a plugin action's output.
+pub struct ReviewJob {
+    pub plugin: String,
+    pub action: String,
+    /// The encoded `CorrectionRecord` when they changed the output.
+    pub correction: Option<Encoded>,
 }
 
 /// What a committed transition found on the way.
@@ -239,6 +249,12 @@ fn apply_transition(
     }
     for seq in &t.inbox_done {
         batch.remove_inbox(run, *seq)?;
+    }
+    for review in &t.reviews {
+        batch.count_review(&review.plugin, &review.action, review.correction.is_some())?;
+        if let Some(correction) = &review.correction {
+            batch.add_correction(&review.plugin, &review.action, correction.get().as_bytes())?;
+        }
     }
     Ok(outcome)
 }

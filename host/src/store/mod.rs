@@ -3,11 +3,13 @@
 //! Every other layer talks to [`Store`] in terms of records; nothing outside this module
 //! builds a key or opens a table.
 
+mod feedback;
 mod records;
 mod runs;
 mod tables;
 mod tokens;
 
+pub use feedback::{ReviewCount, StoredCorrection};
 pub use records::{CorrectionRecord, GrantRecord, LimitSettings, PluginRecord, Signer};
 pub use runs::{EventHead, RunBatch, RunIndex, RunQuery, StoredEvent, TimerEntry};
 
@@ -147,6 +149,7 @@ impl Store {
         txn.open_table(PLUGIN_GRANTS)?;
         txn.open_table(PLUGIN_SECRETS)?;
         txn.open_table(CORRECTIONS)?;
+        txn.open_table(REVIEW_COUNTS)?;
         txn.open_table(WORKFLOWS)?;
         txn.open_table(API_TOKENS)?;
         // Opening the run tables creates them, so readers never meet a missing table.
@@ -360,57 +363,6 @@ impl Store {
                 break;
             }
             out.insert(secret.to_owned(), value.value().to_owned());
-        }
-        Ok(out)
-    }
-
-    // ---- corrections ----
-
-    /// Appends a correction of `plugin`'s output for `action`.
-    pub fn add_correction(
-        &self,
-        plugin: &str,
-        action: &str,
-        record: &CorrectionRecord,
-    ) -> Result<()> {
-        let txn = self.db.begin_write()?;
-        {
-            let mut table = txn.open_table(CORRECTIONS)?;
-            let next = match table
-                .range((plugin, action, 0)..=(plugin, action, u64::MAX))?
-                .next_back()
-            {
-                Some(last) => last?.0.value().2 + 1,
-                None => 0,
-            };
-            table.insert((plugin, action, next), encode(record).as_slice())?;
-        }
-        txn.commit()?;
-        Ok(())
-    }
-
-    /// The newest `limit` corrections of `plugin`'s `action`, newest first.
-    pub fn corrections(
-        &self,
-        plugin: &str,
-        action: &str,
-        limit: usize,
-    ) -> Result<Vec<CorrectionRecord>> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(CORRECTIONS)?;
-        let mut out = Vec::new();
-        for entry in table
-            .range((plugin, action, 0)..=(plugin, action, u64::MAX))?
-            .rev()
-            .take(limit)
-        {
-            let (key, value) = entry?;
-            let seq = key.value().2;
-            out.push(decode(
-                "corrections",
-                &format!("{plugin}/{action}/{seq}"),
-                value.value(),
-            )?);
         }
         Ok(out)
     }

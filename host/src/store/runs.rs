@@ -4,6 +4,7 @@
 //! store owns where they live. All writes to runs go through [`RunBatch`], inside one
 //! transaction the engine's writer group-commits for many runs at once.
 
+use super::feedback::{CorrectionsTable, ReviewCountsTable, append_correction, count_review};
 use super::tables::*;
 use super::{Result, Store, StoreError, decode, encode};
 use redb::{ReadOnlyTable, ReadableDatabase, ReadableTable, Table, WriteTransaction};
@@ -61,6 +62,8 @@ pub struct RunBatch<'t> {
     waits: Table<'t, (&'static str, &'static str, &'static str, &'static str), ()>,
     buffer: Table<'t, (&'static str, &'static str, u64), &'static [u8]>,
     inbox: Table<'t, (&'static str, u64), &'static [u8]>,
+    corrections: CorrectionsTable<'t>,
+    review_counts: ReviewCountsTable<'t>,
 }
 
 impl<'t> RunBatch<'t> {
@@ -76,6 +79,8 @@ impl<'t> RunBatch<'t> {
             waits: txn.open_table(EVENT_WAITS)?,
             buffer: txn.open_table(EVENT_BUFFER)?,
             inbox: txn.open_table(RUN_INBOX)?,
+            corrections: txn.open_table(CORRECTIONS)?,
+            review_counts: txn.open_table(REVIEW_COUNTS)?,
         })
     }
 
@@ -256,6 +261,16 @@ impl<'t> RunBatch<'t> {
     pub fn remove_inbox(&mut self, run: &str, seq: u64) -> Result<()> {
         self.inbox.remove((run, seq))?;
         Ok(())
+    }
+
+    /// Files a person's correction of a plugin output (encoded `CorrectionRecord`).
+    pub fn add_correction(&mut self, plugin: &str, action: &str, record: &[u8]) -> Result<()> {
+        append_correction(&mut self.corrections, plugin, action, record)
+    }
+
+    /// Counts a review of a plugin action's output.
+    pub fn count_review(&mut self, plugin: &str, action: &str, corrected: bool) -> Result<()> {
+        count_review(&mut self.review_counts, plugin, action, corrected)
     }
 
     /// Whether `run` exists.

@@ -31,6 +31,11 @@ pub const PLUGIN_SECRETS: TableDefinition<(&str, &str), &str> =
 pub const CORRECTIONS: TableDefinition<(&str, &str, u64), &[u8]> =
     TableDefinition::new("corrections");
 
+/// How often people reviewed each plugin action's output, by (plugin, action) →
+/// (reviews, reviews that corrected the output).
+pub const REVIEW_COUNTS: TableDefinition<(&str, &str), (u64, u64)> =
+    TableDefinition::new("review_counts");
+
 /// Database-wide settings, by name. Holds `format_version` (u32, big-endian).
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
