@@ -132,6 +132,11 @@ impl Server {
         created.json()["token"].as_str().unwrap().to_owned()
     }
 
+    /// Opens an event stream with the admin token.
+    pub fn events(&self, path: &str, headers: &[(&str, &str)]) -> EventStream {
+        EventStream::open(&self.address, path, &self.admin, headers)
+    }
+
     /// Polls run `id` until its status is `want` (for up to 5 s); returns the run.
     pub fn status_becomes(&self, id: &str, want: &str) -> Value {
         let mut run = Value::Null;
@@ -180,6 +185,90 @@ impl Response {
             .as_str()
             .unwrap_or_default()
             .to_owned()
+    }
+}
+
+/// An open Server-Sent Events stream.
+pub struct EventStream {
+    pub status: u16,
+    reader: BufReader<TcpStream>,
+}
+
+/// One SSE event.
+#[derive(Debug, Default, Clone)]
+pub struct SseEvent {
+    pub event: String,
+    pub id: String,
+    pub data: Value,
+}
+
+impl EventStream {
+    /// Opens `path` as an event stream. HTTP/1.0, so the body is not chunked.
+    pub fn open(address: &str, path: &str, token: &str, headers: &[(&str, &str)]) -> EventStream {
+        let stream = TcpStream::connect(address).expect("the server accepts connections");
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut head = format!(
+            "GET {path} HTTP/1.0\r\nHost: {address}\r\nAccept: text/event-stream\r\nAuthorization: Bearer {token}\r\n"
+        );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        (&stream).write_all(head.as_bytes()).unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut status_line = String::new();
+        reader.read_line(&mut status_line).unwrap();
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("a status line");
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line.trim().is_empty() {
+                break;
+            }
+        }
+        EventStream { status, reader }
+    }
+}
+
+impl Iterator for EventStream {
+    type Item = SseEvent;
+
+    /// The next event (comments and keep-alives skipped); `None` when the stream ends.
+    /// Panics after 10 s of silence.
+    fn next(&mut self) -> Option<SseEvent> {
+        let mut event = SseEvent::default();
+        let mut data = String::new();
+        loop {
+            let mut line = String::new();
+            if self
+                .reader
+                .read_line(&mut line)
+                .expect("an event within 10 s")
+                == 0
+            {
+                return None;
+            }
+            let line = line.trim_end_matches(['\r', '\n']);
+            if line.is_empty() {
+                if data.is_empty() {
+                    continue;
+                }
+                event.data = serde_json::from_str(&data).unwrap_or(Value::String(data));
+                return Some(event);
+            }
+            match line.split_once(':') {
+                Some(("event", v)) => event.event = v.trim_start().to_owned(),
+                Some(("id", v)) => event.id = v.trim_start().to_owned(),
+                Some(("data", v)) => data.push_str(v.strip_prefix(' ').unwrap_or(v)),
+                _ => {}
+            }
+        }
     }
 }
 

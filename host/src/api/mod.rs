@@ -8,6 +8,7 @@ pub mod error;
 mod exceptions;
 mod feedback;
 mod runs;
+mod stream;
 mod tasks;
 mod tokens;
 mod workflows;
@@ -28,6 +29,8 @@ use std::sync::Arc;
 pub struct AppState {
     pub engine: Engine,
     pub tokens: Tokens,
+    /// Turns true when the server stops; open event streams end then.
+    pub closing: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Limits of the HTTP layer.
@@ -54,6 +57,7 @@ pub fn router(state: AppState, limits: &ApiLimits) -> Router {
         .merge(tokens::routes())
         .merge(exceptions::routes())
         .merge(tasks::routes())
+        .merge(stream::routes())
         .merge(feedback::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -61,16 +65,21 @@ pub fn router(state: AppState, limits: &ApiLimits) -> Router {
         .with_state(Arc::new(state))
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves; requests in progress then
+/// Serves `router` on `listener` until `shutdown` resolves; then event streams end
+/// (through `close`, the sender of [`AppState::closing`]) and requests in progress
 /// finish before this returns. Runs in flight are not stopped: the engine's state is
 /// committed per step, so whatever a stop interrupts is re-run on the next start.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
+    close: tokio::sync::watch::Sender<bool>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = close.send(true);
+        })
         .await
 }
 

@@ -37,8 +37,19 @@ pub fn serve(context: &DataDir, args: ServeArgs) -> Result<()> {
         let address = listener.local_addr()?;
         println!("listening on http://{address}");
         std::io::stdout().flush()?;
-        let router = api::router(AppState { engine, tokens }, &limits);
-        api::serve(listener, router, shutdown_signal()).await?;
+        let (close, closing) = tokio::sync::watch::channel(false);
+        let state = AppState {
+            engine,
+            tokens,
+            closing,
+        };
+        api::serve(
+            listener,
+            api::router(state, &limits),
+            close,
+            shutdown_signal(),
+        )
+        .await?;
         println!("stopped; runs in flight continue on the next start");
         Ok(())
     })

@@ -26,7 +26,7 @@ pub mod workflow;
 mod writer;
 
 use crate::registry::{PluginRef, Registry, RegistryError};
-use crate::store::{RunQuery, Store, StoreError};
+use crate::store::{RunQuery, Store, StoreError, StoredEvent};
 use definition::Format;
 use duration::now_ms;
 use run::{Live, WAKE_INBOX, WAKE_TIMER};
@@ -42,6 +42,7 @@ use workflow::{ActionInfo, Catalog, InvalidDefinition, Workflow};
 use writer::{Job, StartJob, Writer, encode};
 
 pub use run::key_string;
+pub use writer::Committed;
 
 /// Errors from the engine, each saying what was wrong and where.
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +157,8 @@ pub(crate) struct Inner {
     workflows: Mutex<HashMap<(String, u32), Arc<Workflow>>>,
     latest: Mutex<HashMap<String, u32>>,
     updates: broadcast::Sender<RunUpdate>,
+    /// Every run's events, just after they are committed.
+    feed: writer::Feed,
     /// Callers waiting for one run's status to change.
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
 }
@@ -173,8 +176,10 @@ impl Engine {
     pub fn start(registry: Arc<Registry>, recovery: Recovery) -> Result<Engine, EngineError> {
         let store = registry.store().clone();
         let (updates, _) = broadcast::channel(4096);
+        let (feed, _) = broadcast::channel(4096);
         let inner = Arc::new(Inner {
-            writer: Writer::start(store.clone()),
+            writer: Writer::start(store.clone(), feed.clone()),
+            feed,
             store,
             registry,
             timers: timers::Timers::default(),
@@ -481,6 +486,22 @@ impl Engine {
     /// Status changes of every run, as they are committed.
     pub fn subscribe(&self) -> broadcast::Receiver<RunUpdate> {
         self.inner.updates.subscribe()
+    }
+
+    /// Events of every run, published as soon as they are committed, in commit order
+    /// (each run's in sequence). A receiver that falls too far behind is told it lagged
+    /// and can read what it missed from [`Engine::run_log`].
+    pub fn events(&self) -> broadcast::Receiver<Arc<Committed>> {
+        self.inner.feed.subscribe()
+    }
+
+    /// Run `id`'s event log as stored, oldest first.
+    pub fn run_log(&self, id: &str) -> Result<Vec<StoredEvent>, EngineError> {
+        let (events, _) = self.inner.store.run_events(id)?;
+        if events.is_empty() && self.inner.store.run::<RunRecord>(id)?.is_none() {
+            return Err(EngineError::UnknownRun(id.to_owned()));
+        }
+        Ok(events)
     }
 
     /// Resolves when no run is live and no timer is pending.

@@ -4,9 +4,9 @@
 
 use super::state::InboxMessage;
 use crate::store::{RunBatch, RunIndex, Store, StoreError, StoredEvent, TimerEntry};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread;
-use tokio::sync::oneshot;
+use tokio::sync::{broadcast, oneshot};
 
 /// Most jobs in one transaction; beyond this, the rest wait for the next commit.
 const MAX_BATCH: usize = 4096;
@@ -89,6 +89,17 @@ pub enum Job {
     },
 }
 
+/// Events one transition appended to a run's log, as published after their commit.
+#[derive(Debug)]
+pub struct Committed {
+    pub run_id: String,
+    pub events: Vec<StoredEvent>,
+}
+
+/// Where committed events are published (to live streams); nothing is sent, or
+/// copied, while nobody listens.
+pub type Feed = broadcast::Sender<Arc<Committed>>;
+
 /// The sending side of the writer.
 #[derive(Clone)]
 pub struct Writer {
@@ -97,11 +108,11 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writer thread on `store`. It stops when every `Writer` is dropped.
-    pub fn start(store: Store) -> Writer {
+    pub fn start(store: Store, feed: Feed) -> Writer {
         let (jobs, rx) = mpsc::channel();
         thread::Builder::new()
             .name("baton-writer".into())
-            .spawn(move || run(store, rx))
+            .spawn(move || run(store, rx, feed))
             .expect("spawning the writer thread");
         Writer { jobs }
     }
@@ -112,7 +123,7 @@ impl Writer {
     }
 }
 
-fn run(store: Store, rx: mpsc::Receiver<Job>) {
+fn run(store: Store, rx: mpsc::Receiver<Job>, feed: Feed) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -121,24 +132,30 @@ fn run(store: Store, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        commit(&store, jobs);
+        commit(&store, jobs, &feed);
     }
 }
 
 /// Commits `jobs` in one transaction. If that fails, each job is tried alone, so one
 /// bad job cannot fail the others.
-fn commit(store: &Store, jobs: Vec<Job>) {
+fn commit(store: &Store, jobs: Vec<Job>, feed: &Feed) {
+    // Checked once per commit: a stream that subscribes meanwhile reads the log first.
+    let feed = (feed.receiver_count() > 0).then_some(feed);
     let together: Result<Vec<Applied>, StoreError> =
         store.write_runs(|batch| jobs.iter().map(|job| apply(batch, job)).collect());
     match together {
         Ok(outcomes) => {
-            for (job, outcome) in jobs.into_iter().zip(outcomes) {
+            for (mut job, outcome) in jobs.into_iter().zip(outcomes) {
+                publish(feed, &mut job, &outcome);
                 reply(job, Ok(outcome));
             }
         }
         Err(_) if jobs.len() > 1 => {
-            for job in jobs {
+            for mut job in jobs {
                 let outcome = store.write_runs(|batch| apply(batch, &job));
+                if let Ok(applied) = &outcome {
+                    publish(feed, &mut job, applied);
+                }
                 reply(job, outcome.map_err(|e| e.to_string()));
             }
         }
@@ -147,6 +164,25 @@ fn commit(store: &Store, jobs: Vec<Job>) {
                 reply(job, Err(e.to_string()));
             }
         }
+    }
+}
+
+/// Hands a committed job's new events to the live streams, if any listen.
+fn publish(feed: Option<&Feed>, job: &mut Job, applied: &Applied) {
+    let Some(feed) = feed else {
+        return;
+    };
+    let transition = match (job, applied) {
+        (Job::Start(start, _), Applied::Start(Ok(_))) => &mut start.first,
+        (Job::Transition(t, _), _) => t,
+        _ => return,
+    };
+    if !transition.events.is_empty() {
+        // No receiver left between the check and the send only drops the batch.
+        let _ = feed.send(Arc::new(Committed {
+            run_id: transition.run_id.clone(),
+            events: std::mem::take(&mut transition.events),
+        }));
     }
 }
 
