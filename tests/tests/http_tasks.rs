@@ -212,6 +212,55 @@ fn a_second_person_approves_and_the_requester_may_not() {
     // A decided task is no longer there to act on.
     let late = act(&server, &carol, &run, "approve", "claim", json!({}));
     assert_eq!(refused(&late), (409, "not_a_task".into()));
+
+    // The audit trail names every actor, and every chain verifies.
+    let trail = server
+        .admin("GET", &format!("/v1/audit?run={run}"), "")
+        .json();
+    let acted: Vec<(String, String)> = trail
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor"].is_string())
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().into(),
+                e["actor"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let pair = |t: &str, a: &str| (t.to_owned(), a.to_owned());
+    assert_eq!(
+        acted,
+        [
+            pair("run_started", "user:ana"),
+            pair("task_claimed", "user:bob"),
+            pair("decision", "user:bob"),
+        ]
+    );
+    let bobs = server.admin("GET", "/v1/audit?actor=user:bob", "").json();
+    assert_eq!(bobs.as_array().unwrap().len(), 2, "{bobs}");
+    let admin_log = server
+        .admin("GET", "/v1/audit?run=system&type=admin", "")
+        .json();
+    let admin_actions: Vec<(&str, &str)> = admin_log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["target"].as_str().unwrap()))
+        .collect();
+    // The test installed the plugin with the CLI, before the server started.
+    assert_eq!(admin_actions[0], ("plugin_installed", "echo@0.1.0"));
+    assert!(admin_log[0]["actor"].as_str().unwrap().starts_with("cli"));
+    assert_eq!(admin_actions[1], ("workflow_applied", "expense@1"));
+    assert_eq!(admin_actions.len(), 6, "and four tokens: {admin_log}");
+    let by_admin = &admin_log.as_array().unwrap()[1..];
+    assert!(by_admin.iter().all(|e| e["actor"] == "user:admin"));
+    let verified = server.admin("GET", "/v1/audit/verify", "").json();
+    assert_eq!(verified["ok"], true, "{verified}");
+    let export = server.admin("GET", &format!("/v1/audit/export?run={run}"), "");
+    assert_eq!(export.body.lines().count(), trail.as_array().unwrap().len());
+    assert!(export.body.lines().all(|l| l.contains("\"hash\":")));
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! Every route lives under `/v1` except `/healthz`; every error is JSON (see
 //! [`error::ApiError`]); every request but `/healthz` needs `Authorization: Bearer`.
 
+mod audit;
 pub mod auth;
 pub mod error;
 mod exceptions;
@@ -33,6 +34,20 @@ pub struct AppState {
     pub closing: tokio::sync::watch::Receiver<bool>,
 }
 
+impl AppState {
+    /// Records in the system audit log that the caller did `action` to `target`.
+    fn record(
+        &self,
+        caller: &Caller,
+        action: &str,
+        target: &str,
+        detail: Option<serde_json::Value>,
+    ) -> Result<(), ApiError> {
+        crate::engine::audit::record(self.engine.store(), &caller.actor(), action, target, detail)
+            .map_err(ApiError::from)
+    }
+}
+
 /// Limits of the HTTP layer.
 #[derive(Clone, Debug)]
 pub struct ApiLimits {
@@ -58,6 +73,7 @@ pub fn router(state: AppState, limits: &ApiLimits) -> Router {
         .merge(exceptions::routes())
         .merge(tasks::routes())
         .merge(stream::routes())
+        .merge(audit::routes())
         .merge(feedback::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

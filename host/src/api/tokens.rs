@@ -41,6 +41,12 @@ async fn create(
         .tokens
         .create(&request.user, role)
         .map_err(token_error)?;
+    state.record(
+        &caller,
+        "token_created",
+        &record.id,
+        Some(json!({"user": record.user, "role": record.role})),
+    )?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "token": token, "record": record })),
@@ -63,7 +69,9 @@ async fn revoke(
     Path(id): Path<String>,
 ) -> Result<Json<TokenRecord>, ApiError> {
     caller.require(Access::Administer)?;
-    Ok(Json(state.tokens.revoke(&id).map_err(token_error)?))
+    let revoked = state.tokens.revoke(&id).map_err(token_error)?;
+    state.record(&caller, "token_revoked", &id, None)?;
+    Ok(Json(revoked))
 }
 
 fn token_error(e: TokenError) -> ApiError {

@@ -38,6 +38,8 @@ async fn apply(
     let file = params.file.as_deref().unwrap_or("request body");
     let applied = state.engine.apply(file, source)?;
     let status = if applied.created {
+        let target = format!("{}@{}", applied.name, applied.version);
+        state.record(&caller, "workflow_applied", &target, None)?;
         StatusCode::CREATED
     } else {
         StatusCode::OK

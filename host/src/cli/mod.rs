@@ -145,6 +145,17 @@ pub(crate) fn local_actor() -> String {
         .unwrap_or_else(|_| "cli".into())
 }
 
+/// Records in the system audit log that the person at this command line did `action`.
+pub(crate) fn record(
+    store: &Store,
+    action: &str,
+    target: &str,
+    detail: Option<serde_json::Value>,
+) -> Result<()> {
+    baton::engine::audit::record(store, &local_actor(), action, target, detail)
+        .context("cannot record the action in the audit log")
+}
+
 /// A person acting from this command line on the data directory itself: they hold the
 /// database, so they act as an admin.
 pub(crate) fn local_person() -> baton::engine::task::Person {

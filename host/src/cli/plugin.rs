@@ -1,6 +1,6 @@
 //! `baton plugin ...`: thin wrappers over the registry.
 
-use super::{DataDir, block_on, keys, print, read_input, runtime};
+use super::{DataDir, block_on, keys, print, read_input, record, runtime};
 use anyhow::{Context, Result, bail};
 use baton::registry::{self, GrantChange, InstallRequest, PluginRef};
 use baton::runtime::CallContext;
@@ -142,8 +142,15 @@ pub fn run(data: &DataDir, command: PluginCommand) -> Result<()> {
             }
         }
         PluginCommand::Remove { plugin } => {
-            let removed = data.registry()?.remove(&plugin.parse()?)?;
+            let registry = data.registry()?;
+            let removed = registry.remove(&plugin.parse()?)?;
             for r in removed {
+                record(
+                    registry.store(),
+                    "plugin_removed",
+                    &r.manifest.id(),
+                    Some(r.digest.clone().into()),
+                )?;
                 println!("removed {} ({})", r.manifest.id(), r.digest);
             }
             Ok(())
@@ -183,8 +190,18 @@ fn install(data: &DataDir, args: InstallArgs) -> Result<()> {
         },
     };
     let registry = data.registry()?;
+    let summary = request.grant.summary();
     let report = block_on(registry.install(request))
         .with_context(|| format!("cannot install {}", args.file.display()))?;
+    if report.newly_installed {
+        let detail = serde_json::json!({"digest": report.plugin.record.digest, "grant": summary});
+        record(
+            registry.store(),
+            "plugin_installed",
+            &report.plugin.record.manifest.id(),
+            Some(detail),
+        )?;
+    }
     if args.json.json {
         return print::json(&report);
     }
@@ -212,7 +229,14 @@ fn grant(data: &DataDir, args: GrantArgs) -> Result<()> {
         set_config: parse_config(args.config_values),
         remove_config: args.unset_config,
     };
-    let views = data.registry()?.grant(&args.plugin, &change)?;
+    let registry = data.registry()?;
+    let views = registry.grant(&args.plugin, &change)?;
+    record(
+        registry.store(),
+        "plugin_granted",
+        &args.plugin,
+        Some(change.summary()),
+    )?;
     if let Some(view) = views.last() {
         println!(
             "granted to {}: hosts [{}], secrets [{}]",

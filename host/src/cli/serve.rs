@@ -92,10 +92,17 @@ fn parse_role(s: &str) -> Result<Role, String> {
 }
 
 pub fn token(context: &DataDir, command: TokenCommand) -> Result<()> {
-    let tokens = Tokens::new(context.registry()?.store().clone());
+    let store = context.registry()?.store().clone();
+    let tokens = Tokens::new(store.clone());
     match command {
         TokenCommand::Create { user, role, json } => {
             let (token, record) = tokens.create(&user, role)?;
+            super::record(
+                &store,
+                "token_created",
+                &record.id,
+                Some(serde_json::json!({"user": record.user, "role": record.role})),
+            )?;
             if json {
                 print::json(&serde_json::json!({ "token": token, "record": record }))
             } else {
@@ -124,6 +131,7 @@ pub fn token(context: &DataDir, command: TokenCommand) -> Result<()> {
         }
         TokenCommand::Revoke { id } => {
             let record = tokens.revoke(&id)?;
+            super::record(&store, "token_revoked", &id, None)?;
             println!("revoked token {} of user {}", record.id, record.user);
             Ok(())
         }

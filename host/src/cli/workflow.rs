@@ -1,6 +1,6 @@
 //! `baton workflow ...`: apply and list definitions.
 
-use super::{DataDir, block_on, print};
+use super::{DataDir, block_on, print, record};
 use anyhow::{Context, Result};
 use baton::engine::Recovery;
 use clap::Subcommand;
@@ -38,6 +38,10 @@ pub fn run(data: &DataDir, command: WorkflowCommand) -> Result<()> {
                 let source = std::fs::read_to_string(&file)
                     .with_context(|| format!("cannot read {}", file.display()))?;
                 let applied = engine.apply(&file.display().to_string(), &source)?;
+                if applied.created {
+                    let target = format!("{}@{}", applied.name, applied.version);
+                    record(engine.store(), "workflow_applied", &target, None)?;
+                }
                 if json {
                     return print::json(&applied);
                 }

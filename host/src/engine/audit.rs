@@ -120,6 +120,15 @@ pub enum EventKind {
         actor: String,
         reason: String,
     },
+    /// Something a person did outside any run (in the system log): a workflow applied,
+    /// a token or a plugin managed.
+    Admin {
+        actor: String,
+        action: String,
+        target: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<serde_json::Value>,
+    },
     RunFinished {
         status: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -127,6 +136,28 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         failure: Option<super::state::RunFailure>,
     },
+}
+
+/// The hash-chained log of what people do outside runs, verified with the run logs.
+pub const SYSTEM_LOG: &str = "system";
+
+/// Records in the system log that `actor` did `action` to `target`.
+pub fn record(
+    store: &Store,
+    actor: &str,
+    action: &str,
+    target: &str,
+    detail: Option<serde_json::Value>,
+) -> Result<(), StoreError> {
+    let kind = EventKind::Admin {
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        target: target.to_owned(),
+        detail,
+    };
+    store.append_event(SYSTEM_LOG, |head| {
+        chain(head, super::duration::now_ms(), kind)
+    })
 }
 
 /// Builds the next event of a chain whose head is `head` (`None`: the first).
@@ -160,7 +191,7 @@ pub fn head_of(event: &StoredEvent) -> EventHead {
 /// The result of checking every run's chain.
 #[derive(Debug, Serialize)]
 pub struct AuditReport {
-    /// Runs checked (up to and including a broken one).
+    /// Runs checked (up to and including a broken one); the system log is checked too.
     pub runs: usize,
     pub events: usize,
     /// The first broken link, if any.
@@ -194,7 +225,7 @@ pub fn verify(store: &Store) -> Result<AuditReport, StoreError> {
     let mut runs = 0;
     let outcome = store.each_event_log(|run, log, head| {
         events += log.len();
-        runs += 1;
+        runs += usize::from(run != SYSTEM_LOG);
         check_chain(run, &log, head.as_ref()).map_err(Stop::Broken)
     });
     match outcome {

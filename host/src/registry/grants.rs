@@ -30,6 +30,30 @@ impl GrantChange {
             && self.remove_config.is_empty()
     }
 
+    /// The change as the audit log records it: secret names, never their values.
+    pub fn summary(&self) -> serde_json::Value {
+        let names = |pairs: &[(String, _)]| -> Vec<String> {
+            pairs.iter().map(|(name, _)| name.clone()).collect()
+        };
+        let mut out = serde_json::Map::new();
+        for (field, list) in [
+            ("add_hosts", self.add_hosts.clone()),
+            ("remove_hosts", self.remove_hosts.clone()),
+            ("set_secrets", names(&self.set_secrets)),
+            ("remove_secrets", self.remove_secrets.clone()),
+            (
+                "set_config",
+                self.set_config.iter().map(|(k, _)| k.clone()).collect(),
+            ),
+            ("remove_config", self.remove_config.clone()),
+        ] {
+            if !list.is_empty() {
+                out.insert(field.into(), list.into());
+            }
+        }
+        out.into()
+    }
+
     /// Applies the host and config parts of the change (secrets live in their own table).
     pub(super) fn apply_to(&self, grant: &mut GrantRecord) {
         for host in &self.add_hosts {

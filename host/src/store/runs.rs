@@ -273,6 +273,14 @@ impl<'t> RunBatch<'t> {
         count_review(&mut self.review_counts, plugin, action, corrected)
     }
 
+    /// The chain head of log `run`.
+    pub fn log_head(&self, run: &str) -> Result<Option<EventHead>> {
+        self.log
+            .get((run, run_log::HEAD))?
+            .map(|v| decode_head(run, v.value()))
+            .transpose()
+    }
+
     /// Whether `run` exists.
     pub fn run_exists(&self, run: &str) -> Result<bool> {
         Ok(self.runs.get(run)?.is_some())
@@ -544,6 +552,19 @@ impl Store {
             });
         }
         Ok(out)
+    }
+
+    /// Appends one event to log `log` in a transaction of its own; `make` builds it on
+    /// the log's current head, inside the transaction, so concurrent appends chain.
+    pub fn append_event(
+        &self,
+        log: &str,
+        make: impl FnOnce(Option<&EventHead>) -> StoredEvent,
+    ) -> Result<()> {
+        self.write_runs(|batch| {
+            let head = batch.log_head(log)?;
+            batch.append_events(log, &[make(head.as_ref())])
+        })
     }
 
     /// One run's event log, in order, with its recorded chain head.
