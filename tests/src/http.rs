@@ -23,13 +23,19 @@ impl Server {
     /// Installs `plugins` (unsigned plugins allowed) and starts the server on a port
     /// the OS picks.
     pub fn start(plugins: &[&str]) -> Server {
+        Server::start_with("allow_unsigned = true\n", plugins)
+    }
+
+    /// Like [`Server::start`], with `config` at the top of `baton.toml` instead of
+    /// allowing unsigned plugins.
+    pub fn start_with(config: &str, plugins: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).unwrap();
-        // A small body limit, so a test can exceed it cheaply.
+        // A body limit above a plugin component and small enough to exceed cheaply.
         std::fs::write(
             data.join("baton.toml"),
-            "allow_unsigned = true\n[server]\nmax_body_kb = 256\n",
+            format!("{config}\n[server]\nmax_body_kb = 1024\n"),
         )
         .unwrap();
         for plugin in plugins {

@@ -146,7 +146,7 @@ fn errors_are_json_with_a_code_and_the_field() {
         (405, "method_not_allowed".into())
     );
 
-    let big = vec![b' '; 300 * 1024];
+    let big = vec![b' '; 1100 * 1024];
     let too_big = server.request(
         "POST",
         "/v1/workflows/greet/runs",

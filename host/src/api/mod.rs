@@ -8,6 +8,7 @@ pub mod auth;
 pub mod error;
 mod exceptions;
 mod feedback;
+mod plugins;
 mod runs;
 mod stream;
 mod tasks;
@@ -74,6 +75,7 @@ pub fn router(state: AppState, limits: &ApiLimits) -> Router {
         .merge(tasks::routes())
         .merge(stream::routes())
         .merge(audit::routes())
+        .merge(plugins::routes())
         .merge(feedback::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

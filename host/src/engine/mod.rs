@@ -208,6 +208,11 @@ impl Engine {
         &self.inner.store
     }
 
+    /// The plugin registry the engine calls.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.inner.registry
+    }
+
     // ---- definitions ----
 
     /// Checks and stores a definition. `file` names it in errors and decides the format

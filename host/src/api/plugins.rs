@@ -1,0 +1,217 @@
+//! Plugins: upload and install (signature checked), grant, list, show, remove.
+
+use super::Shared;
+use super::auth::{Access, Caller};
+use super::error::{self, ApiError};
+use crate::registry::{
+    GrantChange, InstallReport, InstallRequest, PluginRef, PluginView, RegistryError,
+};
+use crate::store::LimitSettings;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// The header that carries a detached signature (the `.sig` file, base64).
+const SIGNATURE_HEADER: &str = "baton-signature";
+
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/v1/plugins", get(list).post(install))
+        .route("/v1/plugins/{plugin}", get(show).delete(remove))
+        .route("/v1/plugins/{plugin}/grant", post(grant))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Limits {
+    memory_mb: Option<u64>,
+    timeout_ms: Option<u64>,
+    fuel: Option<u64>,
+}
+
+/// `POST /v1/plugins[?memory_mb=N][&timeout_ms=N][&fuel=N]`: the body is the component
+/// (`.wasm`), the `Baton-Signature` header its `.sig` file in base64. 201 when newly
+/// installed, 200 when these bytes already were.
+async fn install(
+    State(state): State<Shared>,
+    caller: Caller,
+    Query(limits): Query<Limits>,
+    headers: HeaderMap,
+    body: Result<bytes::Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<InstallReport>), ApiError> {
+    caller.require(Access::Administer)?;
+    let component = error::body(body)?.to_vec();
+    if component.is_empty() {
+        return Err(ApiError::bad_request(
+            "body",
+            "the body must be the plugin's component (.wasm)",
+        ));
+    }
+    let signature = headers
+        .get(SIGNATURE_HEADER)
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|s| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(s.trim())
+                        .ok()
+                })
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "Baton-Signature",
+                        "must be the signature file (FILE.wasm.sig) in base64",
+                    )
+                })
+        })
+        .transpose()?;
+    let request = InstallRequest {
+        component,
+        signature,
+        grant: GrantChange::default(),
+        limits: LimitSettings {
+            memory_mb: limits.memory_mb,
+            timeout_ms: limits.timeout_ms,
+            fuel: limits.fuel,
+            ..Default::default()
+        },
+    };
+    let report = state
+        .engine
+        .registry()
+        .install(request)
+        .await
+        .map_err(registry_error)?;
+    let record = &report.plugin.record;
+    if !report.newly_installed {
+        return Ok((StatusCode::OK, Json(report)));
+    }
+    state.record(
+        &caller,
+        "plugin_installed",
+        &record.manifest.id(),
+        Some(json!({"digest": record.digest})),
+    )?;
+    Ok((StatusCode::CREATED, Json(report)))
+}
+
+/// `GET /v1/plugins`: every installed version with its grants.
+async fn list(
+    State(state): State<Shared>,
+    caller: Caller,
+) -> Result<Json<Vec<PluginView>>, ApiError> {
+    caller.require(Access::Read)?;
+    Ok(Json(
+        state.engine.registry().list().map_err(registry_error)?,
+    ))
+}
+
+/// `GET /v1/plugins/{NAME[@VERSION]}`: one version (the newest by default): manifest,
+/// actions with their schemas, requested and granted capabilities.
+async fn show(
+    State(state): State<Shared>,
+    caller: Caller,
+    Path(plugin): Path<String>,
+) -> Result<Json<PluginView>, ApiError> {
+    caller.require(Access::Read)?;
+    let target: PluginRef = plugin.parse().map_err(registry_error)?;
+    Ok(Json(
+        state
+            .engine
+            .registry()
+            .show(&target)
+            .map_err(registry_error)?,
+    ))
+}
+
+/// `DELETE /v1/plugins/{NAME[@VERSION]}`: one version, or every version.
+async fn remove(
+    State(state): State<Shared>,
+    caller: Caller,
+    Path(plugin): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Access::Administer)?;
+    let target: PluginRef = plugin.parse().map_err(registry_error)?;
+    let removed = state
+        .engine
+        .registry()
+        .remove(&target)
+        .map_err(registry_error)?;
+    let mut out = Vec::new();
+    for record in removed {
+        let id = record.manifest.id();
+        state.record(
+            &caller,
+            "plugin_removed",
+            &id,
+            Some(json!({"digest": record.digest})),
+        )?;
+        out.push(json!({"plugin": id, "digest": record.digest}));
+    }
+    Ok(Json(json!({ "removed": out })))
+}
+
+/// What `POST /v1/plugins/{name}/grant` changes.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct GrantBody {
+    #[serde(default)]
+    add_hosts: Vec<String>,
+    #[serde(default)]
+    remove_hosts: Vec<String>,
+    /// Secret name → value. Values are never shown again.
+    #[serde(default)]
+    set_secrets: BTreeMap<String, String>,
+    #[serde(default)]
+    remove_secrets: Vec<String>,
+    #[serde(default)]
+    set_config: BTreeMap<String, Value>,
+    #[serde(default)]
+    remove_config: Vec<String>,
+}
+
+/// `POST /v1/plugins/{name}/grant`: changes what every version of the plugin may
+/// reach (hosts), hold (secrets) and read (config). Answers with each version's view.
+async fn grant(
+    State(state): State<Shared>,
+    caller: Caller,
+    Path(name): Path<String>,
+    body: Result<bytes::Bytes, BytesRejection>,
+) -> Result<Json<Vec<PluginView>>, ApiError> {
+    caller.require(Access::Administer)?;
+    let body: GrantBody = error::json(&error::body(body)?, "body")?;
+    let change = GrantChange {
+        add_hosts: body.add_hosts,
+        remove_hosts: body.remove_hosts,
+        set_secrets: body.set_secrets.into_iter().collect(),
+        remove_secrets: body.remove_secrets,
+        set_config: body.set_config.into_iter().collect(),
+        remove_config: body.remove_config,
+    };
+    let views = state
+        .engine
+        .registry()
+        .grant(&name, &change)
+        .map_err(registry_error)?;
+    state.record(&caller, "plugin_granted", &name, Some(change.summary()))?;
+    Ok(Json(views))
+}
+
+fn registry_error(e: RegistryError) -> ApiError {
+    let status = match &e {
+        RegistryError::UnknownPlugin { .. } | RegistryError::UnknownVersion { .. } => {
+            StatusCode::NOT_FOUND
+        }
+        RegistryError::PublisherChanged { .. } => StatusCode::CONFLICT,
+        RegistryError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        RegistryError::InvalidReference(_) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    ApiError::new(status, e.code(), e.to_string())
+}
