@@ -136,6 +136,9 @@ pub fn run_baton(data: &Path, cwd: &Path, args: &[&str]) -> Output {
         .current_dir(cwd)
         .env_remove("BATON_DATA")
         .env_remove("BATON_CONFIG")
+        .env_remove("BATON_SERVER")
+        .env_remove("BATON_TOKEN")
+        .env_remove("BATON_TOKEN_FILE")
         .output()
         .expect("baton runs")
 }

@@ -55,13 +55,7 @@ impl Filter {
     /// oldest first, until `f` says stop.
     fn each(&self, state: &Shared, mut f: impl FnMut(Value) -> bool) -> Result<(), ApiError> {
         let mut visit = |run: &str, events: Vec<StoredEvent>| {
-            for event in events {
-                let Ok(Value::Object(mut entry)) = serde_json::from_slice(&event.body) else {
-                    continue;
-                };
-                entry.insert("run_id".into(), run.into());
-                entry.insert("hash".into(), hex::encode(event.hash).into());
-                let entry = Value::Object(entry);
+            for entry in events.iter().filter_map(|e| audit::entry(run, e)) {
                 if self.matches(&entry) && !f(entry) {
                     return false;
                 }

@@ -3,8 +3,10 @@
 
 mod audit;
 mod keys;
+mod people;
 mod plugin;
 mod print;
+mod remote;
 mod run;
 mod serve;
 mod workflow;
@@ -16,6 +18,7 @@ use baton::registry::Registry;
 use baton::runtime::{Runtime, RuntimeConfig};
 use baton::store::Store;
 use clap::{Parser, Subcommand};
+use remote::Remote;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -29,6 +32,14 @@ pub struct Cli {
     /// Config file [default: DATA/baton.toml].
     #[arg(long, global = true, env = "BATON_CONFIG")]
     config: Option<PathBuf>,
+    /// Talk to this running server (`http://HOST:PORT`) instead of opening the data
+    /// directory. The token comes from BATON_TOKEN, else --token-file, else
+    /// DATA/admin.token.
+    #[arg(long, global = true, env = "BATON_SERVER")]
+    server: Option<String>,
+    /// File holding the API token for --server.
+    #[arg(long, global = true, env = "BATON_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -51,19 +62,31 @@ enum Command {
     Event(run::EventCommand),
     /// Run the workflow engine on the data directory until no run has work left.
     Worker(run::WorkerArgs),
-    /// Check the runs' hash-chained event logs.
+    /// Work your inbox of human tasks: list, claim, unclaim, complete.
+    #[command(subcommand)]
+    Task(people::TaskCommand),
+    /// Work the exception queue: list, retry, resolve, skip, abort.
+    #[command(subcommand)]
+    Exception(people::ExceptionCommand),
+    /// Check and export the hash-chained audit logs.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
     /// Serve the HTTP API (and run the engine) on the data directory.
     Serve(serve::ServeArgs),
-    /// Create, list and revoke API tokens (with the server stopped).
+    /// Create, list and revoke API tokens (over HTTP with --server; otherwise with the
+    /// server stopped).
     #[command(subcommand)]
     Token(serve::TokenCommand),
 }
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
-    let context = DataDir::new(cli.data, cli.config);
+    let context = DataDir {
+        data: cli.data,
+        config: cli.config,
+        server: cli.server,
+        token_file: cli.token_file,
+    };
     match cli.command {
         Command::Keygen(args) => keys::keygen(args),
         Command::Plugin(command) => plugin::run(&context, command),
@@ -71,21 +94,30 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Run(command) => run::run(&context, command),
         Command::Event(command) => run::event(&context, command),
         Command::Worker(args) => run::worker(&context, args),
+        Command::Task(command) => people::task(&context, command),
+        Command::Exception(command) => people::exception(&context, command),
         Command::Audit(command) => audit::run(&context, command),
         Command::Serve(args) => serve::serve(&context, args),
         Command::Token(command) => serve::token(&context, command),
     }
 }
 
-/// Where the command's data lives; opened lazily because some commands need none.
+/// Where the command's data lives (a data directory, or a server with `--server`);
+/// opened lazily because some commands need none.
 pub(crate) struct DataDir {
     data: PathBuf,
     config: Option<PathBuf>,
+    server: Option<String>,
+    token_file: Option<PathBuf>,
 }
 
 impl DataDir {
-    fn new(data: PathBuf, config: Option<PathBuf>) -> Self {
-        DataDir { data, config }
+    /// The server to talk to, when `--server` names one.
+    fn remote(&self) -> Result<Option<Remote>> {
+        self.server
+            .as_deref()
+            .map(|server| Remote::new(server, self.token_file.as_deref(), &self.data))
+            .transpose()
     }
 
     fn data(&self) -> &Path {

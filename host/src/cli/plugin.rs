@@ -1,8 +1,10 @@
 //! `baton plugin ...`: thin wrappers over the registry.
 
+use super::remote::{Body, Remote, query, segment};
 use super::{DataDir, block_on, keys, print, read_input, record, runtime};
 use anyhow::{Context, Result, bail};
-use baton::registry::{self, GrantChange, InstallRequest, PluginRef};
+use base64::Engine as _;
+use baton::registry::{self, GrantChange, InstallRequest, PluginRef, PluginView};
 use baton::runtime::CallContext;
 use baton::store::LimitSettings;
 use clap::{Args, Subcommand};
@@ -121,6 +123,10 @@ pub struct InvokeArgs {
 }
 
 pub fn run(data: &DataDir, command: PluginCommand) -> Result<()> {
+    let managed = !matches!(command, PluginCommand::Sign(_) | PluginCommand::Invoke(_));
+    if managed && let Some(remote) = data.remote()? {
+        return over_http(&remote, command);
+    }
     match command {
         PluginCommand::Install(args) => install(data, args),
         PluginCommand::List(json) => {
@@ -161,7 +167,8 @@ pub fn run(data: &DataDir, command: PluginCommand) -> Result<()> {
     }
 }
 
-fn install(data: &DataDir, args: InstallArgs) -> Result<()> {
+/// The component and its signature (`--sig`, or `FILE.sig` next to it).
+fn read_component(args: &InstallArgs) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
     let component = std::fs::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let sig_path = args.sig.clone().or_else(|| {
@@ -173,15 +180,37 @@ fn install(data: &DataDir, args: InstallArgs) -> Result<()> {
             std::fs::read(&p).with_context(|| format!("cannot read signature {}", p.display()))
         })
         .transpose()?;
+    Ok((component, signature))
+}
+
+/// What `install --grant-host/--secret/--config-value` grants.
+fn install_grant(flags: &GrantFlags) -> GrantChange {
+    GrantChange {
+        add_hosts: flags.hosts.clone(),
+        set_secrets: flags.secrets.clone(),
+        set_config: parse_config(flags.config_values.clone()),
+        ..Default::default()
+    }
+}
+
+/// What `plugin grant` changes.
+fn grant_change(args: &GrantArgs) -> GrantChange {
+    GrantChange {
+        add_hosts: args.hosts.clone(),
+        remove_hosts: args.revoke_hosts.clone(),
+        set_secrets: args.secrets.clone(),
+        remove_secrets: args.revoke_secrets.clone(),
+        set_config: parse_config(args.config_values.clone()),
+        remove_config: args.unset_config.clone(),
+    }
+}
+
+fn install(data: &DataDir, args: InstallArgs) -> Result<()> {
+    let (component, signature) = read_component(&args)?;
     let request = InstallRequest {
         component,
         signature,
-        grant: GrantChange {
-            add_hosts: args.grants.hosts,
-            set_secrets: args.grants.secrets,
-            set_config: parse_config(args.grants.config_values),
-            ..Default::default()
-        },
+        grant: install_grant(&args.grants),
         limits: LimitSettings {
             memory_mb: args.memory_mb,
             timeout_ms: args.timeout_ms,
@@ -205,30 +234,137 @@ fn install(data: &DataDir, args: InstallArgs) -> Result<()> {
     if args.json.json {
         return print::json(&report);
     }
-    let verb = if report.newly_installed {
+    print_installed(
+        &report.plugin,
+        report.newly_installed,
+        report.compile_time.as_secs_f64() * 1000.0,
+    );
+    Ok(())
+}
+
+fn print_installed(plugin: &PluginView, newly: bool, compile_ms: f64) {
+    let verb = if newly {
         "installed"
     } else {
         "already installed"
     };
     println!(
-        "{verb} {} ({}, compiled in {:.0} ms)",
-        report.plugin.record.manifest.id(),
-        report.plugin.record.digest,
-        report.compile_time.as_secs_f64() * 1000.0
+        "{verb} {} ({}, compiled in {compile_ms:.0} ms)",
+        plugin.record.manifest.id(),
+        plugin.record.digest,
     );
-    print::pending(&report.plugin);
-    Ok(())
+    print::pending(plugin);
+}
+
+fn print_granted(name: &str, views: &[PluginView]) {
+    if let Some(view) = views.last() {
+        println!(
+            "granted to {name}: hosts [{}], secrets [{}]",
+            view.granted_hosts.join(", "),
+            view.granted_secrets.join(", ")
+        );
+        print::pending(view);
+    }
+}
+
+/// The grant request body of the HTTP API.
+fn grant_body(change: &GrantChange) -> serde_json::Value {
+    serde_json::json!({
+        "add_hosts": change.add_hosts,
+        "remove_hosts": change.remove_hosts,
+        "set_secrets": change.set_secrets.iter().cloned().collect::<BTreeMap<_, _>>(),
+        "remove_secrets": change.remove_secrets,
+        "set_config": change.set_config.iter().cloned().collect::<BTreeMap<_, _>>(),
+        "remove_config": change.remove_config,
+    })
+}
+
+/// The plugin commands against a running server.
+fn over_http(remote: &Remote, command: PluginCommand) -> Result<()> {
+    match command {
+        PluginCommand::Install(args) => {
+            let (component, signature) = read_component(&args)?;
+            let signature = signature.map(|s| base64::engine::general_purpose::STANDARD.encode(s));
+            let headers: Vec<(&str, &str)> = signature
+                .as_deref()
+                .map(|s| ("Baton-Signature", s))
+                .into_iter()
+                .collect();
+            let path = format!(
+                "/v1/plugins{}",
+                query(&[
+                    ("memory_mb", args.memory_mb.map(|v| v.to_string())),
+                    ("timeout_ms", args.timeout_ms.map(|v| v.to_string())),
+                    ("fuel", args.fuel.map(|v| v.to_string())),
+                ])
+            );
+            let report: serde_json::Value = remote
+                .post(&path, Body::Bytes(&component, "application/wasm"), &headers)
+                .with_context(|| format!("cannot install {}", args.file.display()))?;
+            let mut view: PluginView = serde_json::from_value(report["plugin"].clone())?;
+            let change = install_grant(&args.grants);
+            if !change.is_empty() {
+                let views: Vec<PluginView> = remote.post(
+                    &format!("/v1/plugins/{}/grant", segment(&view.record.manifest.name)),
+                    Body::Json(&grant_body(&change)),
+                    &[],
+                )?;
+                view = views.into_iter().last().unwrap_or(view);
+            }
+            if args.json.json {
+                return print::json(&report);
+            }
+            print_installed(
+                &view,
+                report["newly_installed"] == true,
+                report["compile_time"].as_f64().unwrap_or(0.0),
+            );
+            Ok(())
+        }
+        PluginCommand::List(json) => {
+            let plugins: Vec<PluginView> = remote.get("/v1/plugins")?;
+            if json.json {
+                return print::json(&plugins);
+            }
+            print::plugin_table(&plugins);
+            Ok(())
+        }
+        PluginCommand::Show { plugin, json } => {
+            let view: PluginView = remote.get(&format!("/v1/plugins/{}", segment(&plugin)))?;
+            if json.json {
+                return print::json(&view);
+            }
+            print::plugin_details(&view);
+            Ok(())
+        }
+        PluginCommand::Remove { plugin } => {
+            let removed: serde_json::Value =
+                remote.delete(&format!("/v1/plugins/{}", segment(&plugin)))?;
+            for r in removed["removed"].as_array().into_iter().flatten() {
+                println!(
+                    "removed {} ({})",
+                    r["plugin"].as_str().unwrap_or(""),
+                    r["digest"].as_str().unwrap_or("")
+                );
+            }
+            Ok(())
+        }
+        PluginCommand::Grant(args) => {
+            let change = grant_change(&args);
+            let views: Vec<PluginView> = remote.post(
+                &format!("/v1/plugins/{}/grant", segment(&args.plugin)),
+                Body::Json(&grant_body(&change)),
+                &[],
+            )?;
+            print_granted(&args.plugin, &views);
+            Ok(())
+        }
+        PluginCommand::Sign(_) | PluginCommand::Invoke(_) => unreachable!("local commands"),
+    }
 }
 
 fn grant(data: &DataDir, args: GrantArgs) -> Result<()> {
-    let change = GrantChange {
-        add_hosts: args.hosts,
-        remove_hosts: args.revoke_hosts,
-        set_secrets: args.secrets,
-        remove_secrets: args.revoke_secrets,
-        set_config: parse_config(args.config_values),
-        remove_config: args.unset_config,
-    };
+    let change = grant_change(&args);
     let registry = data.registry()?;
     let views = registry.grant(&args.plugin, &change)?;
     record(
@@ -237,15 +373,7 @@ fn grant(data: &DataDir, args: GrantArgs) -> Result<()> {
         &args.plugin,
         Some(change.summary()),
     )?;
-    if let Some(view) = views.last() {
-        println!(
-            "granted to {}: hosts [{}], secrets [{}]",
-            args.plugin,
-            view.granted_hosts.join(", "),
-            view.granted_secrets.join(", ")
-        );
-        print::pending(view);
-    }
+    print_granted(&args.plugin, &views);
     Ok(())
 }
 

@@ -1,12 +1,13 @@
 //! `baton run ...`, `baton event ...` and `baton worker`: runs on the local data
 //! directory, through the engine.
 
-use super::{DataDir, block_on, local_actor, local_person, print, read_input, read_json};
+use super::remote::{Body, Remote, query, segment};
+use super::{DataDir, block_on, local_actor, print, read_input, read_json};
 use anyhow::{Context, Result, bail};
-use baton::engine::state::{InboxMessage, RunStatus};
-use baton::engine::task::Decision;
+use baton::engine::state::{InboxMessage, RunRecord, RunStatus, RunView};
 use baton::engine::{Engine, Recovery, StartRun};
 use clap::{Args, Subcommand};
+use serde_json::json;
 use std::time::Duration;
 
 #[derive(Subcommand, Debug)]
@@ -70,20 +71,6 @@ pub enum RunCommand {
         #[arg(long)]
         input: Option<String>,
     },
-    /// Decide a waiting human task.
-    Decide {
-        id: String,
-        step: String,
-        outcome: String,
-        /// The form data, JSON.
-        #[arg(long)]
-        data: Option<String>,
-        #[arg(long)]
-        comment: Option<String>,
-        /// For a review: the reviewed output as corrected, JSON.
-        #[arg(long)]
-        output: Option<String>,
-    },
 }
 
 #[derive(Args, Debug)]
@@ -123,9 +110,9 @@ pub enum EventCommand {
         name: String,
         #[arg(long)]
         key: String,
-        /// Payload JSON.
-        #[arg(long, default_value = "null")]
-        data: String,
+        /// Payload JSON (`--data` is the data directory).
+        #[arg(long, default_value = "null", value_name = "JSON")]
+        payload: String,
     },
 }
 
@@ -137,6 +124,9 @@ pub struct WorkerArgs {
 }
 
 pub fn run(data: &DataDir, command: RunCommand) -> Result<()> {
+    if let Some(remote) = data.remote()? {
+        return over_http(&remote, command);
+    }
     block_on(async {
         let engine = data.engine(Recovery::OnDemand)?;
         match command {
@@ -221,31 +211,12 @@ pub fn run(data: &DataDir, command: RunCommand) -> Result<()> {
                 };
                 send(&engine, &id, message).await
             }
-            RunCommand::Decide {
-                id,
-                step,
-                outcome,
-                data,
-                comment,
-                output,
-            } => {
-                let decision = Decision {
-                    outcome,
-                    data: match data {
-                        Some(d) => read_json(&d, "--data")?,
-                        None => serde_json::Value::Null,
-                    },
-                    comment,
-                    output: output.map(|o| read_json(&o, "--output")).transpose()?,
-                };
-                engine.decide(&id, &step, local_person(), decision).await?;
-                settle(&engine, &id).await
-            }
         }
     })
 }
 
-async fn start(engine: &Engine, args: StartArgs) -> Result<()> {
+/// The inputs of `run start`: `--input`, or one per line of `--inputs`.
+fn start_inputs(args: &StartArgs) -> Result<Vec<serde_json::Value>> {
     let inputs: Vec<serde_json::Value> = match &args.inputs {
         Some(file) => {
             let text = read_input(&format!("@{file}"))?;
@@ -263,7 +234,11 @@ async fn start(engine: &Engine, args: StartArgs) -> Result<()> {
     if inputs.len() > 1 && (args.wait || args.idempotency_key.is_some() || args.key.is_some()) {
         bail!("--wait, --key and --idempotency-key start one run; they do not go with --inputs");
     }
-    for input in inputs {
+    Ok(inputs)
+}
+
+async fn start(engine: &Engine, args: StartArgs) -> Result<()> {
+    for input in start_inputs(&args)? {
         let started = engine
             .start_run(StartRun {
                 workflow: args.workflow.clone(),
@@ -313,15 +288,133 @@ async fn settle(engine: &Engine, id: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn event(data: &DataDir, command: EventCommand) -> Result<()> {
+/// The run commands against a running server.
+fn over_http(remote: &Remote, command: RunCommand) -> Result<()> {
+    let steer = |id: &str, verb: &str, body: serde_json::Value| -> Result<()> {
+        let path = format!("/v1/runs/{}/{verb}", segment(id));
+        let view: RunView = remote.post(&path, Body::Json(&body), &[])?;
+        println!("run {id} is {} ({verb} sent)", view.run.status);
+        Ok(())
+    };
     match command {
-        EventCommand::Send {
-            name,
+        RunCommand::Start(args) => {
+            for input in start_inputs(&args)? {
+                let wait = args.wait.then(|| {
+                    let limit = args.timeout.min(Duration::from_secs(300));
+                    format!("{}ms", limit.as_millis())
+                });
+                let path = format!(
+                    "/v1/workflows/{}/runs{}",
+                    segment(&args.workflow),
+                    query(&[
+                        ("wait", wait),
+                        ("key", args.key.clone()),
+                        ("version", args.version.map(|v| v.to_string())),
+                    ])
+                );
+                let headers: Vec<(&str, &str)> = args
+                    .idempotency_key
+                    .as_deref()
+                    .map(|k| ("Idempotency-Key", k))
+                    .into_iter()
+                    .collect();
+                let view: RunView = remote.post(&path, Body::Json(&input), &headers)?;
+                if args.json {
+                    print::json(&view)?;
+                } else if args.wait {
+                    print::run_details(&view);
+                } else {
+                    println!("{}", view.run.id);
+                }
+                if args.wait && view.run.status == RunStatus::Failed {
+                    std::process::exit(1);
+                }
+            }
+            Ok(())
+        }
+        RunCommand::Show { id, json } => {
+            let view: RunView = remote.get(&format!("/v1/runs/{}", segment(&id)))?;
+            if json {
+                return print::json(&view);
+            }
+            print::run_details(&view);
+            Ok(())
+        }
+        RunCommand::List {
+            status,
+            workflow,
             key,
-            data: payload,
-        } => block_on(async {
+            limit,
+            json,
+        } => {
+            let path = format!(
+                "/v1/runs{}",
+                query(&[
+                    ("status", status.map(|s| s.to_string())),
+                    ("workflow", workflow),
+                    ("key", key),
+                    ("limit", Some(limit.to_string())),
+                ])
+            );
+            let runs: Vec<RunRecord> = remote.get(&path)?;
+            if json {
+                return print::json(&runs);
+            }
+            print::run_table(&runs);
+            Ok(())
+        }
+        RunCommand::Cancel { id, reason } => steer(&id, "cancel", json!({ "reason": reason })),
+        RunCommand::Pause { id } => steer(&id, "pause", json!({})),
+        RunCommand::Resume { id } => steer(&id, "resume", json!({})),
+        RunCommand::Retry { id, step, input } => {
+            let input = input.map(|i| read_json(&i, "--input")).transpose()?;
+            steer(&id, "retry", json!({ "step": step, "input": input }))
+        }
+        RunCommand::Restart { id, step, input } => {
+            let input = input.map(|i| read_json(&i, "--input")).transpose()?;
+            steer(&id, "restart", json!({ "step": step, "input": input }))
+        }
+        RunCommand::Resolve {
+            id,
+            step,
+            output,
+            skip,
+        } => {
+            let (verb, body) = match output {
+                Some(output) if !skip => (
+                    "resolve",
+                    json!({ "output": read_json(&output, "--output")? }),
+                ),
+                _ => ("skip", json!({})),
+            };
+            let path = format!("/v1/exceptions/{}/{}/{verb}", segment(&id), segment(&step));
+            let view: RunView = remote.post(&path, Body::Json(&body), &[])?;
+            println!("run {id} is {} ({verb} sent)", view.run.status);
+            Ok(())
+        }
+    }
+}
+
+pub fn event(data: &DataDir, command: EventCommand) -> Result<()> {
+    if let Some(remote) = data.remote()? {
+        let EventCommand::Send { name, key, payload } = command;
+        let path = format!("/v1/events/{}/{}", segment(&name), segment(&key));
+        let sent: serde_json::Value =
+            remote.post(&path, Body::Json(&read_json(&payload, "--payload")?), &[])?;
+        for run in sent["delivered_to"].as_array().into_iter().flatten() {
+            println!("delivered to run {}", run.as_str().unwrap_or_default());
+        }
+        if sent["buffered"] == true {
+            println!(
+                "no run waits for {name} with key {key} yet; the event is kept for the first that will"
+            );
+        }
+        return Ok(());
+    }
+    match command {
+        EventCommand::Send { name, key, payload } => block_on(async {
             let engine = data.engine(Recovery::OnDemand)?;
-            let payload = read_json(&payload, "--data")?;
+            let payload = read_json(&payload, "--payload")?;
             let runs = engine.send_event(&name, &key, payload).await?;
             if runs.is_empty() {
                 println!(

@@ -1,10 +1,12 @@
 //! `baton serve` and `baton token`.
 
+use super::remote::{Body, segment};
 use super::{DataDir, block_on, print};
 use anyhow::{Context, Result};
-use baton::api::auth::{Role, Tokens};
+use baton::api::auth::{Role, TokenRecord, Tokens};
 use baton::api::{self, ApiLimits, AppState};
 use baton::engine::Recovery;
+use baton::store::Store;
 use clap::{Args, Subcommand};
 use std::io::Write;
 
@@ -92,17 +94,36 @@ fn parse_role(s: &str) -> Result<Role, String> {
 }
 
 pub fn token(context: &DataDir, command: TokenCommand) -> Result<()> {
-    let store = context.registry()?.store().clone();
-    let tokens = Tokens::new(store.clone());
+    let remote = context.remote()?;
+    // Opened only without --server: a running server holds the database.
+    let local = || -> Result<(Store, Tokens)> {
+        let store = context.registry()?.store().clone();
+        Ok((store.clone(), Tokens::new(store)))
+    };
     match command {
         TokenCommand::Create { user, role, json } => {
-            let (token, record) = tokens.create(&user, role)?;
-            super::record(
-                &store,
-                "token_created",
-                &record.id,
-                Some(serde_json::json!({"user": record.user, "role": record.role})),
-            )?;
+            let (token, record): (String, TokenRecord) = match &remote {
+                Some(remote) => {
+                    let body = serde_json::json!({"user": user, "role": role});
+                    let created: serde_json::Value =
+                        remote.post("/v1/tokens", Body::Json(&body), &[])?;
+                    (
+                        created["token"].as_str().unwrap_or_default().to_owned(),
+                        serde_json::from_value(created["record"].clone())?,
+                    )
+                }
+                None => {
+                    let (store, tokens) = local()?;
+                    let (token, record) = tokens.create(&user, role)?;
+                    super::record(
+                        &store,
+                        "token_created",
+                        &record.id,
+                        Some(serde_json::json!({"user": record.user, "role": record.role})),
+                    )?;
+                    (token, record)
+                }
+            };
             if json {
                 print::json(&serde_json::json!({ "token": token, "record": record }))
             } else {
@@ -115,7 +136,10 @@ pub fn token(context: &DataDir, command: TokenCommand) -> Result<()> {
             }
         }
         TokenCommand::List { json } => {
-            let list = tokens.list()?;
+            let list: Vec<TokenRecord> = match &remote {
+                Some(remote) => remote.get("/v1/tokens")?,
+                None => local()?.1.list()?,
+            };
             if json {
                 return print::json(&list);
             }
@@ -130,8 +154,15 @@ pub fn token(context: &DataDir, command: TokenCommand) -> Result<()> {
             Ok(())
         }
         TokenCommand::Revoke { id } => {
-            let record = tokens.revoke(&id)?;
-            super::record(&store, "token_revoked", &id, None)?;
+            let record: TokenRecord = match &remote {
+                Some(remote) => remote.delete(&format!("/v1/tokens/{}", segment(&id)))?,
+                None => {
+                    let (store, tokens) = local()?;
+                    let record = tokens.revoke(&id)?;
+                    super::record(&store, "token_revoked", &id, None)?;
+                    record
+                }
+            };
             println!("revoked token {} of user {}", record.id, record.user);
             Ok(())
         }

@@ -160,6 +160,17 @@ pub fn record(
     })
 }
 
+/// A log entry as the audit API and export show it: the event's JSON with the `run_id`
+/// of its log and its `hash`. `None` for an unreadable event (`verify` reports those).
+pub fn entry(run: &str, event: &StoredEvent) -> Option<serde_json::Value> {
+    let serde_json::Value::Object(mut entry) = serde_json::from_slice(&event.body).ok()? else {
+        return None;
+    };
+    entry.insert("run_id".into(), run.into());
+    entry.insert("hash".into(), hex::encode(event.hash).into());
+    Some(serde_json::Value::Object(entry))
+}
+
 /// Builds the next event of a chain whose head is `head` (`None`: the first).
 pub fn chain(head: Option<&EventHead>, at_ms: u64, kind: EventKind) -> StoredEvent {
     let (seq, prev) = match head {
@@ -200,7 +211,7 @@ pub struct AuditReport {
 }
 
 /// Where a chain breaks and how.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct BrokenLink {
     pub run: String,
     pub seq: u64,

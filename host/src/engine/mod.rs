@@ -98,7 +98,7 @@ fn hint(applied: &[String]) -> String {
 }
 
 /// What `apply` did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Applied {
     pub name: String,
     pub version: u32,

@@ -333,7 +333,7 @@ pub enum InboxMessage {
 }
 
 /// A run with its steps, as shown to people.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunView {
     #[serde(flatten)]
     pub run: RunRecord,
@@ -341,7 +341,7 @@ pub struct RunView {
     pub steps: Vec<StepView>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StepView {
     pub path: String,
     #[serde(flatten)]

@@ -21,7 +21,8 @@ pub struct GrantChange {
 }
 
 impl GrantChange {
-    pub(super) fn is_empty(&self) -> bool {
+    /// Whether the change changes nothing.
+    pub fn is_empty(&self) -> bool {
         self.add_hosts.is_empty()
             && self.remove_hosts.is_empty()
             && self.set_secrets.is_empty()

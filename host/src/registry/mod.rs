@@ -195,7 +195,7 @@ fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 
 /// One plugin version as an admin sees it: what it is, who signed it, and what it asks
 /// for beside what it has been granted. Secret *values* are never part of it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct PluginView {
     #[serde(flatten)]
     pub record: PluginRecord,
