@@ -16,6 +16,7 @@ pub mod api;
 pub mod config;
 pub mod engine;
 pub mod manifest;
+pub mod metrics;
 pub mod registry;
 pub mod runtime;
 pub mod store;

@@ -441,4 +441,33 @@ fn people_work_the_exception_queue() {
         (stale.status, stale.code()),
         (409, "not_an_exception".into())
     );
+
+    // Prometheus sees the same: runs by status, the failed calls, the completed steps.
+    let metrics = server.admin("GET", "/metrics", "");
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    for line in [
+        "baton_runs{status=\"succeeded\"} 2",
+        "baton_runs{status=\"cancelled\"} 1",
+        "baton_runs{status=\"waiting\"} 0",
+        "baton_plugin_call_failures_total{plugin=\"echo\",code=\"unknown_vendor\"} 3",
+        "baton_plugin_call_duration_seconds_count{plugin=\"echo\"} 3",
+        "baton_queue_depth{queue=\"writer\"}",
+    ] {
+        assert!(metrics.body.contains(line), "{line} in\n{}", metrics.body);
+    }
+    assert!(
+        metrics
+            .body
+            .contains("baton_step_duration_seconds_bucket{kind=\"call\",le=\"+Inf\"}")
+    );
+    assert_eq!(
+        server.request("GET", "/metrics", None, &[], b"").status,
+        401
+    );
 }

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod error;
 mod exceptions;
 mod feedback;
+mod metrics;
 mod plugins;
 mod runs;
 mod stream;
@@ -76,6 +77,7 @@ pub fn router(state: AppState, limits: &ApiLimits) -> Router {
         .merge(stream::routes())
         .merge(audit::routes())
         .merge(plugins::routes())
+        .merge(metrics::routes())
         .merge(feedback::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -159,6 +159,7 @@ pub(crate) struct Inner {
     updates: broadcast::Sender<RunUpdate>,
     /// Every run's events, just after they are committed.
     feed: writer::Feed,
+    metrics: crate::metrics::Metrics,
     /// Callers waiting for one run's status to change.
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
 }
@@ -180,6 +181,7 @@ impl Engine {
         let inner = Arc::new(Inner {
             writer: Writer::start(store.clone(), feed.clone()),
             feed,
+            metrics: Default::default(),
             store,
             registry,
             timers: timers::Timers::default(),
@@ -206,6 +208,20 @@ impl Engine {
     /// The store the engine writes to.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// What the engine counts: step latencies, plugin call durations and failures.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.inner.metrics
+    }
+
+    /// Queue depths: transitions waiting for the writer, runs in memory, pending timers.
+    pub fn queues(&self) -> (usize, usize, usize) {
+        (
+            self.inner.writer.queued(),
+            self.live_runs(),
+            self.inner.timers.len(),
+        )
     }
 
     /// The plugin registry the engine calls.

@@ -1306,6 +1306,21 @@ impl Actor {
         }
         let attempt = record.attempts.last_mut().expect("running attempt");
         attempt.finished_ms = Some(now_ms());
+        let metrics = &self.inner.metrics;
+        let plugin = match &self.workflow.steps[&record.id].kind {
+            StepKind::Call(action) | StepKind::Rule(action) => action.plugin.as_str(),
+            _ => "",
+        };
+        let plugin = plugin.split('@').next().unwrap_or(plugin);
+        match &done.result {
+            Ok(report) => {
+                metrics.plugin_call(plugin, report.duration);
+                if let Err(failure) = &report.result {
+                    metrics.plugin_failure(plugin, &failure.code);
+                }
+            }
+            Err(failure) => metrics.plugin_failure(plugin, &failure.code),
+        }
         let outcome = match done.result {
             Ok(report) => {
                 attempt.duration_us = Some(report.duration.as_micros() as u64);
@@ -1401,7 +1416,10 @@ impl Actor {
         let record = self.steps.get_mut(path).expect("open");
         record.status = StepStatus::Completed;
         record.output = Some(output.clone());
-        record.finished_ms = Some(now_ms());
+        let now = now_ms();
+        record.finished_ms = Some(now);
+        let latency = std::time::Duration::from_millis(now.saturating_sub(record.scheduled_ms));
+        self.inner.metrics.step_completed(&record.kind, latency);
         self.open.remove(path);
         self.touch(path);
         self.event(EventKind::StepCompleted {

@@ -27,6 +27,11 @@ impl Timers {
         }
     }
 
+    /// How many wake-ups are pending.
+    pub fn len(&self) -> usize {
+        self.heap.lock().expect("timers lock").len()
+    }
+
     /// Removes and returns the runs due at `now_ms`, or the next due time.
     pub fn take_due(&self, now_ms: u64) -> (Vec<String>, Option<u64>) {
         let mut heap = self.heap.lock().expect("timers lock");

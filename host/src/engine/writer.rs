@@ -4,6 +4,7 @@
 
 use super::state::InboxMessage;
 use crate::store::{RunBatch, RunIndex, Store, StoreError, StoredEvent, TimerEntry};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread;
 use tokio::sync::{broadcast, oneshot};
@@ -104,26 +105,36 @@ pub type Feed = broadcast::Sender<Arc<Committed>>;
 #[derive(Clone)]
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
+    /// Jobs sent and not yet taken into a transaction.
+    queued: Arc<AtomicUsize>,
 }
 
 impl Writer {
     /// Starts the writer thread on `store`. It stops when every `Writer` is dropped.
     pub fn start(store: Store, feed: Feed) -> Writer {
         let (jobs, rx) = mpsc::channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let taken = queued.clone();
         thread::Builder::new()
             .name("baton-writer".into())
-            .spawn(move || run(store, rx, feed))
+            .spawn(move || run(store, rx, feed, &taken))
             .expect("spawning the writer thread");
-        Writer { jobs }
+        Writer { jobs, queued }
     }
 
     /// Queues `job`; `false` if the writer has stopped.
     pub fn send(&self, job: Job) -> bool {
+        self.queued.fetch_add(1, Ordering::Relaxed);
         self.jobs.send(job).is_ok()
+    }
+
+    /// Jobs waiting for the next transaction.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
     }
 }
 
-fn run(store: Store, rx: mpsc::Receiver<Job>, feed: Feed) {
+fn run(store: Store, rx: mpsc::Receiver<Job>, feed: Feed, queued: &AtomicUsize) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -132,6 +143,7 @@ fn run(store: Store, rx: mpsc::Receiver<Job>, feed: Feed) {
                 Err(_) => break,
             }
         }
+        queued.fetch_sub(jobs.len(), Ordering::Relaxed);
         commit(&store, jobs, &feed);
     }
 }

@@ -436,6 +436,22 @@ impl Store {
         Ok(out)
     }
 
+    /// How many runs have each status (statuses with none are left out).
+    pub fn count_by_status(&self) -> Result<Vec<(String, u64)>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(RUNS_BY_STATUS)?;
+        let mut out: Vec<(String, u64)> = Vec::new();
+        for entry in table.iter()? {
+            let (key, _) = entry?;
+            let status = key.value().0;
+            match out.last_mut() {
+                Some((last, n)) if last == status => *n += 1,
+                _ => out.push((status.to_owned(), 1)),
+            }
+        }
+        Ok(out)
+    }
+
     /// Runs matching `query`, newest first, at most `query.limit` (0: no limit).
     /// `matches` filters the decoded records on the fields the chosen index did not cover.
     pub fn list_runs<T: DeserializeOwned>(

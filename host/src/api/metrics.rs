@@ -1,0 +1,52 @@
+//! `GET /metrics`: Prometheus text format.
+
+use super::Shared;
+use super::auth::{Access, Caller};
+use super::error::ApiError;
+use crate::engine::state::RunStatus;
+use crate::metrics::gauge;
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+pub fn routes() -> Router<Shared> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+/// Runs by status, queue depths, step latency and plugin call histograms, plugin call
+/// failures. Needs a token like every route but `/healthz` (Prometheus: `authorization`
+/// with a viewer token).
+async fn metrics(
+    State(state): State<Shared>,
+    caller: Caller,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(Access::Read)?;
+    let counts = state.engine.store().count_by_status()?;
+    let runs: Vec<(Option<(&str, &str)>, u64)> = RunStatus::ALL
+        .iter()
+        .map(|s| {
+            let n = counts
+                .iter()
+                .find(|(name, _)| name == s.as_str())
+                .map_or(0, |(_, n)| *n);
+            (Some(("status", s.as_str())), n)
+        })
+        .collect();
+    let (writer, live, timers) = state.engine.queues();
+    let mut out = String::new();
+    gauge(&mut out, "baton_runs", "Runs by status.", &runs);
+    gauge(
+        &mut out,
+        "baton_queue_depth",
+        "Work waiting: transitions for the writer, runs held in memory, pending timer wake-ups.",
+        &[
+            (Some(("queue", "writer")), writer as u64),
+            (Some(("queue", "live_runs")), live as u64),
+            (Some(("queue", "timers")), timers as u64),
+        ],
+    );
+    state.engine.metrics().render(&mut out);
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
+}
