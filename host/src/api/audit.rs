@@ -4,24 +4,48 @@
 use super::Shared;
 use super::auth::{Access, Caller};
 use super::error::ApiError;
+use super::openapi::{Doc, Routes};
 use crate::engine::audit::{self, AuditReport};
 use crate::store::StoredEvent;
+use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// Most entries one query returns.
 const MAX_LIMIT: usize = 10_000;
 
-pub fn routes() -> Router<Shared> {
-    Router::new()
-        .route("/v1/audit", get(query))
-        .route("/v1/audit/verify", get(verify))
-        .route("/v1/audit/export", get(export))
+pub fn routes(r: Routes) -> Routes {
+    const FILTER: &[(&str, &str)] = &[
+        ("run", "One run's log (`system`: admin actions)"),
+        ("actor", "Entries by this actor (`user:ana`)"),
+        ("type", "Entries of this type"),
+        ("since", "At or after this time (unix ms)"),
+        ("until", "Before this time (unix ms)"),
+        ("limit", "1 to 10000, default 1000"),
+    ];
+    r.get(
+        "/v1/audit",
+        Doc::new("Audit log entries", Access::Read)
+            .query(FILTER)
+            .errors(&[400]),
+        query,
+    )
+    .get(
+        "/v1/audit/verify",
+        Doc::new("Check every hash chain", Access::Read),
+        verify,
+    )
+    .get(
+        "/v1/audit/export",
+        Doc::new("Audit log entries as JSON Lines", Access::Read)
+            .query(FILTER)
+            .returns("application/x-ndjson")
+            .errors(&[400]),
+        export,
+    )
 }
 
 #[derive(Deserialize, Default)]

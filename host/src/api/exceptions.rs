@@ -4,19 +4,33 @@
 use super::Shared;
 use super::auth::{Access, Caller};
 use super::error::{self, ApiError};
+use super::openapi::{Doc, Routes};
 use crate::engine::state::{ExceptionView, InboxMessage, RunView};
+use axum::Json;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
 
-pub fn routes() -> Router<Shared> {
-    Router::new()
-        .route("/v1/exceptions", get(list))
-        .route("/v1/exceptions/{run}/{path}/{action}", post(act))
+pub fn routes(r: Routes) -> Routes {
+    r.get(
+        "/v1/exceptions",
+        Doc::new("The exception queue", Access::Read),
+        list,
+    )
+    .post(
+        "/v1/exceptions/{run}/{path}/{action}",
+        Doc::new(
+            "Act on an exception: retry, resolve, skip, abort",
+            Access::Operate,
+        )
+        .one_of("action", &["retry", "resolve", "skip", "abort"])
+        .json_body()
+        .ok(&[202])
+        .errors(&[400, 404, 409, 413]),
+        act,
+    )
 }
 
 /// `GET /v1/exceptions`: each with the failure's code, message and details, the

@@ -4,18 +4,31 @@
 use super::Shared;
 use super::auth::{Access, Caller};
 use super::error::ApiError;
+use super::openapi::{Doc, Routes};
 use crate::store::ReviewCount;
+use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
 
-pub fn routes() -> Router<Shared> {
-    Router::new()
-        .route("/v1/feedback", get(rates))
-        .route("/v1/feedback/corrections", get(corrections))
+pub fn routes(r: Routes) -> Routes {
+    r.get(
+        "/v1/feedback",
+        Doc::new(
+            "Review counts and acceptance rate per plugin action",
+            Access::Read,
+        ),
+        rates,
+    )
+    .get(
+        "/v1/feedback/corrections",
+        Doc::new("The corrections ledger as JSON Lines", Access::Read)
+            .query(&[("plugin", "Plugin name"), ("action", "Action name")])
+            .returns("application/x-ndjson")
+            .errors(&[400]),
+        corrections,
+    )
 }
 
 /// `GET /v1/feedback`: per plugin action, outputs reviewed, corrected, and the share

@@ -3,16 +3,19 @@
 use super::Shared;
 use super::auth::{Access, Caller};
 use super::error::ApiError;
+use super::openapi::{Doc, Routes};
 use crate::engine::state::RunStatus;
 use crate::metrics::gauge;
-use axum::Router;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::get;
 
-pub fn routes() -> Router<Shared> {
-    Router::new().route("/metrics", get(metrics))
+pub fn routes(r: Routes) -> Routes {
+    r.get(
+        "/metrics",
+        Doc::new("Prometheus metrics", Access::Read).returns("text/plain"),
+        metrics,
+    )
 }
 
 /// Runs by status, queue depths, step latency and plugin call histograms, plugin call

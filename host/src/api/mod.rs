@@ -9,6 +9,7 @@ pub mod error;
 mod exceptions;
 mod feedback;
 mod metrics;
+pub mod openapi;
 mod plugins;
 mod runs;
 mod stream;
@@ -17,13 +18,13 @@ mod tokens;
 mod workflows;
 
 use crate::engine::Engine;
-use auth::{Caller, Tokens};
+use auth::{Access, Caller, Tokens};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
-use axum::routing::get;
 use error::ApiError;
+use openapi::{Doc, Routes};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -65,24 +66,44 @@ impl Default for ApiLimits {
     }
 }
 
-/// Every route of the API.
+/// Every route of the API, and `/openapi.json` documenting them.
 pub fn router(state: AppState, limits: &ApiLimits) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .merge(workflows::routes())
-        .merge(runs::routes())
-        .merge(tokens::routes())
-        .merge(exceptions::routes())
-        .merge(tasks::routes())
-        .merge(stream::routes())
-        .merge(audit::routes())
-        .merge(plugins::routes())
-        .merge(metrics::routes())
-        .merge(feedback::routes())
+    let (routes, document) = routes().finish();
+    // The same for every router this process builds.
+    let _ = openapi::DOCUMENT.set(document);
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .with_state(Arc::new(state))
+}
+
+/// Every documented route.
+pub fn routes() -> Routes {
+    let modules: [fn(Routes) -> Routes; 10] = [
+        workflows::routes,
+        runs::routes,
+        tokens::routes,
+        exceptions::routes,
+        tasks::routes,
+        stream::routes,
+        audit::routes,
+        plugins::routes,
+        metrics::routes,
+        feedback::routes,
+    ];
+    let base = Routes::new()
+        .get(
+            "/healthz",
+            Doc::new("Whether the server is up", Access::Read).public(),
+            healthz,
+        )
+        .get(
+            "/openapi.json",
+            Doc::new("This document", Access::Read).public(),
+            || async { axum::Json(openapi::DOCUMENT.get().cloned().unwrap_or_default()) },
+        );
+    modules.into_iter().fold(base, |routes, add| add(routes))
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves; then event streams end

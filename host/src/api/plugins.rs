@@ -3,15 +3,15 @@
 use super::Shared;
 use super::auth::{Access, Caller};
 use super::error::{self, ApiError};
+use super::openapi::{Doc, Routes};
 use crate::registry::{
     GrantChange, InstallReport, InstallRequest, PluginRef, PluginView, RegistryError,
 };
 use crate::store::LimitSettings;
+use axum::Json;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -20,11 +20,46 @@ use std::collections::BTreeMap;
 /// The header that carries a detached signature (the `.sig` file, base64).
 const SIGNATURE_HEADER: &str = "baton-signature";
 
-pub fn routes() -> Router<Shared> {
-    Router::new()
-        .route("/v1/plugins", get(list).post(install))
-        .route("/v1/plugins/{plugin}", get(show).delete(remove))
-        .route("/v1/plugins/{plugin}/grant", post(grant))
+pub fn routes(r: Routes) -> Routes {
+    r.get(
+        "/v1/plugins",
+        Doc::new("Every installed plugin version", Access::Read),
+        list,
+    )
+    .post(
+        "/v1/plugins",
+        Doc::new(
+            "Upload and install a component (.wasm body)",
+            Access::Administer,
+        )
+        .query(&[
+            ("memory_mb", "Memory cap"),
+            ("timeout_ms", "Time limit per call"),
+            ("fuel", "Fuel per rule call"),
+        ])
+        .headers(&[("Baton-Signature", "The .sig file, base64")])
+        .body("application/wasm")
+        .ok(&[200, 201])
+        .errors(&[400, 409, 413, 422]),
+        install,
+    )
+    .get(
+        "/v1/plugins/{plugin}",
+        Doc::new("One plugin version (NAME or NAME@VERSION)", Access::Read).errors(&[400, 404]),
+        show,
+    )
+    .delete(
+        "/v1/plugins/{plugin}",
+        Doc::new("Remove one version or all", Access::Administer).errors(&[400, 404]),
+        remove,
+    )
+    .post(
+        "/v1/plugins/{plugin}/grant",
+        Doc::new("Change a plugin's grant", Access::Administer)
+            .json_body()
+            .errors(&[400, 404, 413, 422]),
+        grant,
+    )
 }
 
 #[derive(Deserialize, Default)]

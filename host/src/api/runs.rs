@@ -3,13 +3,13 @@
 use super::Shared;
 use super::auth::{Access, Caller};
 use super::error::{self, ApiError};
+use super::openapi::{Doc, Routes};
 use crate::engine::StartRun;
 use crate::engine::state::{InboxMessage, RunRecord, RunStatus, RunView};
+use axum::Json;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
@@ -17,13 +17,69 @@ use std::time::Duration;
 /// The longest a trigger may wait for its run.
 const MAX_WAIT: Duration = Duration::from_secs(300);
 
-pub fn routes() -> Router<Shared> {
-    Router::new()
-        .route("/v1/workflows/{name}/runs", post(trigger))
-        .route("/v1/runs", get(list))
-        .route("/v1/runs/{id}", get(show))
-        .route("/v1/runs/{id}/{command}", post(steer))
-        .route("/v1/events/{name}/{key}", post(event))
+pub fn routes(r: Routes) -> Routes {
+    r.post(
+        "/v1/workflows/{name}/runs",
+        Doc::new("Start a run; the body is its input", Access::Trigger)
+            .query(&[
+                (
+                    "wait",
+                    "Wait up to this long for the run to finish or park (`5s`, at most 5m)",
+                ),
+                ("key", "The business key"),
+                ("version", "A workflow version (the newest by default)"),
+            ])
+            .headers(&[("Idempotency-Key", "A key used before returns that run")])
+            .json_body()
+            .ok(&[200, 201, 202])
+            .errors(&[400, 404, 409, 413, 422]),
+        trigger,
+    )
+    .get(
+        "/v1/runs",
+        Doc::new("Runs, newest first", Access::Read)
+            .query(&[
+                (
+                    "status",
+                    "running, waiting, paused, succeeded, failed or cancelled",
+                ),
+                ("workflow", "Workflow name"),
+                ("key", "Business key"),
+                ("limit", "1 to 1000, default 100"),
+            ])
+            .errors(&[400]),
+        list,
+    )
+    .get(
+        "/v1/runs/{id}",
+        Doc::new("A run with every step", Access::Read).errors(&[404]),
+        show,
+    )
+    .post(
+        "/v1/runs/{id}/{command}",
+        Doc::new(
+            "Steer a run: cancel, pause, resume, retry, restart",
+            Access::Operate,
+        )
+        .one_of(
+            "command",
+            &["cancel", "pause", "resume", "retry", "restart"],
+        )
+        .json_body()
+        .ok(&[202])
+        .errors(&[400, 404, 409, 413]),
+        steer,
+    )
+    .post(
+        "/v1/events/{name}/{key}",
+        Doc::new(
+            "Deliver an external event (the body is its payload)",
+            Access::Trigger,
+        )
+        .json_body()
+        .errors(&[400, 413]),
+        event,
+    )
 }
 
 #[derive(Deserialize)]

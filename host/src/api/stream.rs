@@ -4,14 +4,13 @@
 use super::Shared;
 use super::auth::{Access, Caller};
 use super::error::ApiError;
+use super::openapi::{Doc, Routes};
 use crate::engine::Committed;
 use crate::engine::state::RunRecord;
 use crate::store::StoredEvent;
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::get;
 use futures_util::Stream;
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -23,10 +22,30 @@ const STREAM_BUFFER: usize = 256;
 /// Runs whose workflow a global stream remembers before it starts over.
 const WORKFLOW_CACHE: usize = 10_000;
 
-pub fn routes() -> Router<Shared> {
-    Router::new()
-        .route("/v1/runs/events", get(all_runs))
-        .route("/v1/runs/{id}/events", get(one_run))
+pub fn routes(r: Routes) -> Routes {
+    r.get(
+        "/v1/runs/events",
+        Doc::new(
+            "Every run's events as Server-Sent Events, from now on",
+            Access::Read,
+        )
+        .query(&[("workflow", "Only runs of this workflow")])
+        .returns("text/event-stream")
+        .errors(&[400]),
+        all_runs,
+    )
+    .get(
+        "/v1/runs/{id}/events",
+        Doc::new(
+            "A run's events as Server-Sent Events: replayed, then live",
+            Access::Read,
+        )
+        .query(&[("after", "Start after this sequence number")])
+        .headers(&[("Last-Event-ID", "Resume after this sequence number")])
+        .returns("text/event-stream")
+        .errors(&[400, 404]),
+        one_run,
+    )
 }
 
 #[derive(serde::Deserialize)]

@@ -3,19 +3,32 @@
 use super::Shared;
 use super::auth::{Access, Caller};
 use super::error::{self, ApiError};
+use super::openapi::{Doc, Routes};
 use crate::engine::state::{RunView, TaskView};
 use crate::engine::task::{Decision, Person};
+use axum::Json;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 
-pub fn routes() -> Router<Shared> {
-    Router::new()
-        .route("/v1/tasks", get(list))
-        .route("/v1/tasks/{run}/{path}/{action}", post(act))
+pub fn routes(r: Routes) -> Routes {
+    r.get(
+        "/v1/tasks",
+        Doc::new("The human tasks the caller could decide now", Access::Read)
+            .query(&[("all", "`true`: every waiting task (operators)")])
+            .errors(&[400]),
+        list,
+    )
+    .post(
+        "/v1/tasks/{run}/{path}/{action}",
+        Doc::new("Claim, unclaim or complete a task", Access::Read)
+            .one_of("action", &["claim", "unclaim", "complete"])
+            .json_body()
+            .ok(&[202])
+            .errors(&[400, 404, 409, 413, 422]),
+        act,
+    )
 }
 
 impl Caller {

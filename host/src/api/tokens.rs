@@ -3,18 +3,33 @@
 use super::Shared;
 use super::auth::{Access, Caller, Role, TokenError, TokenRecord};
 use super::error::{self, ApiError};
+use super::openapi::{Doc, Routes};
+use axum::Json;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-pub fn routes() -> Router<Shared> {
-    Router::new()
-        .route("/v1/tokens", get(list).post(create))
-        .route("/v1/tokens/{id}", delete(revoke))
+pub fn routes(r: Routes) -> Routes {
+    r.get(
+        "/v1/tokens",
+        Doc::new("Every token's record, never a token", Access::Administer),
+        list,
+    )
+    .post(
+        "/v1/tokens",
+        Doc::new("Create a token: `{user, role}`", Access::Administer)
+            .json_body()
+            .ok(&[201])
+            .errors(&[400, 413]),
+        create,
+    )
+    .delete(
+        "/v1/tokens/{id}",
+        Doc::new("Revoke a token", Access::Administer).errors(&[404, 409]),
+        revoke,
+    )
 }
 
 #[derive(Deserialize)]

@@ -3,19 +3,35 @@
 use super::Shared;
 use super::auth::{Access, Caller};
 use super::error::{self, ApiError};
+use super::openapi::{Doc, Routes};
 use crate::engine::Applied;
 use crate::engine::state::WorkflowRecord;
+use axum::Json;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
 
-pub fn routes() -> Router<Shared> {
-    Router::new()
-        .route("/v1/workflows", get(list).post(apply))
-        .route("/v1/workflows/{name}", get(versions))
+pub fn routes(r: Routes) -> Routes {
+    r.get(
+        "/v1/workflows",
+        Doc::new("The newest version of each workflow", Access::Read),
+        list,
+    )
+    .post(
+        "/v1/workflows",
+        Doc::new("Apply a definition (YAML or JSON body)", Access::Administer)
+            .query(&[("file", "The file name problems are reported under")])
+            .body("application/yaml")
+            .ok(&[200, 201])
+            .errors(&[400, 413, 422]),
+        apply,
+    )
+    .get(
+        "/v1/workflows/{name}",
+        Doc::new("Every version of a workflow, oldest first", Access::Read).errors(&[404]),
+        versions,
+    )
 }
 
 #[derive(Deserialize)]
