@@ -1,0 +1,193 @@
+//! HTTP benchmark: a synchronous three-step run triggered over HTTP (`POST
+//! /v1/workflows/bench/runs?wait=10s`): a connector that makes one outbound HTTP call to
+//! a local stand-in (`echo/fetch`), a rule (`invoice-rules/three-way-match`) and `echo`.
+//! The server is the real API router and engine on loopback, in this process; the load
+//! generator is 32 threads, each with one keep-alive connection.
+//!
+//! `cargo bench -p baton-tests --bench http` measures (targets: p50 <= 2 ms, >= 3,000
+//! runs/s at concurrency 32); `cargo test -p baton-tests --benches` runs a smoke round.
+
+use baton::api::auth::{Role, Tokens};
+use baton::api::{self, ApiLimits, AppState};
+use baton::registry::GrantChange;
+use baton_tests::TestEngine;
+use baton_tests::stand_in::{Reply, StandIn};
+use serde_json::json;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+const CONCURRENCY: usize = 32;
+
+const WORKFLOW: &str = r#"
+name: bench
+steps:
+  - id: fetch
+    call: echo/fetch
+    input: { url: .input.url }
+  - id: check
+    rule: invoice-rules/three-way-match
+    input: { invoice: .input.invoice, po: .input.po, receipt: .input.receipt }
+    next: { approve: done, review: done, reject: done }
+  - id: done
+    call: echo/echo
+    input: { message: .steps.check.output.outcome }
+"#;
+
+/// One keep-alive connection to the server.
+struct Connection {
+    reader: BufReader<TcpStream>,
+    request: Vec<u8>,
+}
+
+impl Connection {
+    fn open(address: &str, token: &str, body: &str) -> Connection {
+        let stream = TcpStream::connect(address).expect("the server accepts connections");
+        stream.set_nodelay(true).unwrap();
+        let request = format!(
+            "POST /v1/workflows/bench/runs?wait=10s HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes();
+        Connection {
+            reader: BufReader::new(stream),
+            request,
+        }
+    }
+
+    /// Sends one trigger and reads the answer; returns its status.
+    fn trigger(&mut self) -> u16 {
+        self.reader.get_mut().write_all(&self.request).unwrap();
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        let status = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut length = 0;
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).unwrap();
+            if line.trim().is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        self.reader.read_exact(&mut body).unwrap();
+        assert!(
+            String::from_utf8_lossy(&body).contains("\"status\":\"succeeded\""),
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+        status
+    }
+}
+
+/// Runs `total` triggers over `CONCURRENCY` connections; returns each latency and the
+/// wall time.
+fn round(address: &str, token: &str, body: &str, total: usize) -> (Vec<Duration>, Duration) {
+    let started = Instant::now();
+    let per_connection = total / CONCURRENCY;
+    let threads: Vec<_> = (0..CONCURRENCY)
+        .map(|_| {
+            let (address, token, body) = (address.to_owned(), token.to_owned(), body.to_owned());
+            std::thread::spawn(move || {
+                let mut connection = Connection::open(&address, &token, &body);
+                (0..per_connection)
+                    .map(|_| {
+                        let sent = Instant::now();
+                        assert_eq!(connection.trigger(), 201);
+                        sent.elapsed()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut latencies: Vec<Duration> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("a load thread"))
+        .collect();
+    latencies.sort();
+    (latencies, started.elapsed())
+}
+
+fn main() {
+    let measure = std::env::args().any(|a| a == "--bench");
+    let (rounds, per_round) = if measure { (5, 6_400) } else { (1, 64) };
+    if !measure {
+        println!("smoke mode (cargo test): one small round of a debug build, not a measurement");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stand_in = StandIn::start(|_| Reply::json(200, json!({"vendor": "ACME", "ok": true})));
+    let (address, token, _engine) = runtime.block_on(async {
+        let t = TestEngine::with_plugins(&["echo", "invoice_rules"]).await;
+        t.registry
+            .grant(
+                "echo",
+                &GrantChange {
+                    add_hosts: vec![format!("127.0.0.1:{}", stand_in.addr.port())],
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        t.apply(WORKFLOW);
+        let tokens = Tokens::new(t.registry.store().clone());
+        let (token, _) = tokens.create("bench", Role::Trigger).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let (close, closing) = tokio::sync::watch::channel(false);
+        let state = AppState {
+            engine: t.engine.clone(),
+            tokens,
+            closing,
+        };
+        let router = api::router(state, &ApiLimits::default());
+        tokio::spawn(api::serve(listener, router, close, std::future::pending()));
+        (address, token, t)
+    });
+    let line = |price: f64| json!({"sku": "A", "quantity": 10, "unit_price": price});
+    let body = json!({
+        "url": stand_in.url("/vendor"),
+        "invoice": {"vendor": "V", "currency": "EUR", "lines": [line(10.0)], "total": 100.0},
+        "po": {"vendor": "V", "currency": "EUR", "lines": [line(10.0)]},
+        "receipt": {"lines": [{"sku": "A", "quantity": 10}]}
+    })
+    .to_string();
+
+    // Warm-up: compiled components cached, connections and pools filled.
+    round(&address, &token, &body, CONCURRENCY * 4);
+    let mut p50s = Vec::new();
+    let mut rates = Vec::new();
+    for _ in 0..rounds {
+        let (latencies, wall) = round(&address, &token, &body, per_round);
+        let at =
+            |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+        let rate = latencies.len() as f64 / wall.as_secs_f64();
+        println!(
+            "http sync 3-step run    p50 {:>7.3} ms   p90 {:>7.3} ms   p99 {:>7.3} ms   {:>6.0} runs/s   ({} runs, concurrency {CONCURRENCY})",
+            at(0.5).as_secs_f64() * 1e3,
+            at(0.9).as_secs_f64() * 1e3,
+            at(0.99).as_secs_f64() * 1e3,
+            rate,
+            latencies.len()
+        );
+        p50s.push(at(0.5));
+        rates.push(rate);
+    }
+    p50s.sort();
+    rates.sort_by(f64::total_cmp);
+    println!(
+        "median of {rounds} rounds: p50 {:.3} ms, {:.0} runs/s (targets: p50 <= 2 ms, >= 3,000 runs/s)",
+        p50s[p50s.len() / 2].as_secs_f64() * 1e3,
+        rates[rates.len() / 2]
+    );
+}
