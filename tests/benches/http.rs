@@ -89,12 +89,18 @@ impl Connection {
     }
 }
 
-/// Runs `total` triggers over `CONCURRENCY` connections; returns each latency and the
-/// wall time.
-fn round(address: &str, token: &str, body: &str, total: usize) -> (Vec<Duration>, Duration) {
+/// Runs `total` triggers over `concurrency` connections; returns each latency (sorted)
+/// and the wall time.
+fn round(
+    address: &str,
+    token: &str,
+    body: &str,
+    total: usize,
+    concurrency: usize,
+) -> (Vec<Duration>, Duration) {
     let started = Instant::now();
-    let per_connection = total / CONCURRENCY;
-    let threads: Vec<_> = (0..CONCURRENCY)
+    let per_connection = total / concurrency;
+    let threads: Vec<_> = (0..concurrency)
         .map(|_| {
             let (address, token, body) = (address.to_owned(), token.to_owned(), body.to_owned());
             std::thread::spawn(move || {
@@ -115,6 +121,21 @@ fn round(address: &str, token: &str, body: &str, total: usize) -> (Vec<Duration>
         .collect();
     latencies.sort();
     (latencies, started.elapsed())
+}
+
+/// Prints one round's figures; returns its p50 and rate.
+fn report(latencies: &[Duration], wall: Duration, concurrency: usize) -> (Duration, f64) {
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    let rate = latencies.len() as f64 / wall.as_secs_f64();
+    println!(
+        "http sync 3-step run    p50 {:>7.3} ms   p90 {:>7.3} ms   p99 {:>7.3} ms   {:>6.0} runs/s   ({} runs, concurrency {concurrency})",
+        at(0.5).as_secs_f64() * 1e3,
+        at(0.9).as_secs_f64() * 1e3,
+        at(0.99).as_secs_f64() * 1e3,
+        rate,
+        latencies.len()
+    );
+    (at(0.5), rate)
 }
 
 fn main() {
@@ -164,23 +185,16 @@ fn main() {
     .to_string();
 
     // Warm-up: compiled components cached, connections and pools filled.
-    round(&address, &token, &body, CONCURRENCY * 4);
+    round(&address, &token, &body, CONCURRENCY * 4, CONCURRENCY);
+    // One client alone: the latency of a run that queues behind no other.
+    let (latencies, wall) = round(&address, &token, &body, per_round / 16, 1);
+    report(&latencies, wall, 1);
     let mut p50s = Vec::new();
     let mut rates = Vec::new();
     for _ in 0..rounds {
-        let (latencies, wall) = round(&address, &token, &body, per_round);
-        let at =
-            |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-        let rate = latencies.len() as f64 / wall.as_secs_f64();
-        println!(
-            "http sync 3-step run    p50 {:>7.3} ms   p90 {:>7.3} ms   p99 {:>7.3} ms   {:>6.0} runs/s   ({} runs, concurrency {CONCURRENCY})",
-            at(0.5).as_secs_f64() * 1e3,
-            at(0.9).as_secs_f64() * 1e3,
-            at(0.99).as_secs_f64() * 1e3,
-            rate,
-            latencies.len()
-        );
-        p50s.push(at(0.5));
+        let (latencies, wall) = round(&address, &token, &body, per_round, CONCURRENCY);
+        let (p50, rate) = report(&latencies, wall, CONCURRENCY);
+        p50s.push(p50);
         rates.push(rate);
     }
     p50s.sort();
