@@ -40,7 +40,7 @@ fn every_documented_route_answers_as_documented() {
             let name = parameter["name"].as_str().unwrap();
             let value = match (name, parameter["schema"]["enum"].get(0)) {
                 (_, Some(word)) => word.as_str().unwrap().to_owned(),
-                ("name", _) => "greet".into(),
+                ("name" | "workflow", _) => "greet".into(),
                 ("id" | "run", _) => run_id.clone(),
                 ("path", _) => "hello".into(),
                 ("plugin", _) => "echo".into(),

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod error;
 mod exceptions;
 mod feedback;
+pub mod hooks;
 mod metrics;
 pub mod openapi;
 mod plugins;
@@ -80,7 +81,7 @@ pub fn router(state: AppState, limits: &ApiLimits) -> Router {
 
 /// Every documented route.
 pub fn routes() -> Routes {
-    let modules: [fn(Routes) -> Routes; 10] = [
+    let modules: [fn(Routes) -> Routes; 11] = [
         workflows::routes,
         runs::routes,
         tokens::routes,
@@ -91,6 +92,7 @@ pub fn routes() -> Routes {
         plugins::routes,
         metrics::routes,
         feedback::routes,
+        hooks::routes,
     ];
     let base = Routes::new()
         .get(

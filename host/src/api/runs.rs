@@ -84,7 +84,7 @@ pub fn routes(r: Routes) -> Routes {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TriggerParams {
+pub(super) struct TriggerParams {
     /// Wait for the run to finish (or park) for up to this long: `2s`, `500ms`.
     wait: Option<String>,
     /// The business key; by default the workflow's `key` expression computes it.
@@ -107,10 +107,23 @@ async fn trigger(
 ) -> Result<(StatusCode, Json<RunView>), ApiError> {
     caller.require(Access::Trigger)?;
     let body = error::body(body)?;
+    start(&state, caller.actor(), workflow, params, &headers, &body).await
+}
+
+/// Starts a run from a trigger request (the bearer route and inbound webhooks): `body`
+/// is the input, `headers` may hold an `Idempotency-Key`.
+pub(super) async fn start(
+    state: &Shared,
+    actor: String,
+    workflow: String,
+    params: TriggerParams,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(StatusCode, Json<RunView>), ApiError> {
     let input = if body.is_empty() {
         serde_json::Value::Object(Default::default())
     } else {
-        error::json(&body, "input")?
+        error::json(body, "input")?
     };
     let wait = params
         .wait
@@ -151,7 +164,7 @@ async fn trigger(
             input,
             key: params.key,
             idempotency_key,
-            actor: Some(caller.actor()),
+            actor: Some(actor),
             defer: false,
         })
         .await?;

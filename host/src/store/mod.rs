@@ -152,6 +152,7 @@ impl Store {
         txn.open_table(REVIEW_COUNTS)?;
         txn.open_table(WORKFLOWS)?;
         txn.open_table(API_TOKENS)?;
+        txn.open_table(HOOK_SECRETS)?;
         // Opening the run tables creates them, so readers never meet a missing table.
         RunBatch::create_tables(&txn)?;
         txn.commit()?;

@@ -113,6 +113,10 @@ pub const EVENT_BUFFER: TableDefinition<(&str, &str, u64), &[u8]> =
 /// written durably before the run acts on them and removed in the transition that does.
 pub const RUN_INBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("run_inbox");
 
+/// Shared secrets of inbound webhooks by workflow name → the secret. Stored as they are:
+/// verifying an HMAC needs the key itself.
+pub const HOOK_SECRETS: TableDefinition<&str, &str> = TableDefinition::new("hook_secrets");
+
 /// API tokens by the hex sha256 of the token → the API's token record. The token itself
 /// is never stored.
 pub const API_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_tokens");

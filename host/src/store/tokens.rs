@@ -1,6 +1,6 @@
 //! API tokens: stored by the hash of the token, so the database never holds one.
 
-use super::tables::API_TOKENS;
+use super::tables::{API_TOKENS, HOOK_SECRETS};
 use super::{Result, Store, decode, encode};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde::{Serialize, de::DeserializeOwned};
@@ -51,5 +51,30 @@ impl Store {
             out.push((hash.to_owned(), decode("api_tokens", hash, value.value())?));
         }
         Ok(out)
+    }
+}
+
+impl Store {
+    /// Sets (or replaces) the inbound webhook secret of `workflow`.
+    pub fn set_hook_secret(&self, workflow: &str, secret: &str) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(HOOK_SECRETS)?.insert(workflow, secret)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Removes `workflow`'s inbound webhook secret; `false` if it had none.
+    pub fn remove_hook_secret(&self, workflow: &str) -> Result<bool> {
+        let txn = self.db.begin_write()?;
+        let removed = txn.open_table(HOOK_SECRETS)?.remove(workflow)?.is_some();
+        txn.commit()?;
+        Ok(removed)
+    }
+
+    /// The inbound webhook secret of `workflow`.
+    pub fn hook_secret(&self, workflow: &str) -> Result<Option<String>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(HOOK_SECRETS)?;
+        Ok(table.get(workflow)?.map(|v| v.value().to_owned()))
     }
 }

@@ -1,0 +1,121 @@
+//! Inbound webhooks against the real `baton serve`: a run started by a request signed
+//! with the workflow's secret (HMAC-SHA256 over timestamp and body); wrong, stale or
+//! unsigned requests refused and nothing started; rotation and removal.
+
+use baton::api::hooks::sign;
+use baton_tests::http::Server;
+use serde_json::Value;
+
+const GREET: &str = "name: greet\nkey: .input.id\nsteps:\n  - id: hello\n    call: echo/echo\n    input: { message: '\"hi \" + .input.id' }\n";
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn deliver(server: &Server, secret: &str, at: u64, body: &str) -> baton_tests::http::Response {
+    let signature = sign(secret, at, body.as_bytes());
+    let at = at.to_string();
+    server.request(
+        "POST",
+        "/v1/hooks/greet?wait=5s",
+        None,
+        &[("Baton-Timestamp", &at), ("Baton-Signature", &signature)],
+        body.as_bytes(),
+    )
+}
+
+#[test]
+fn signed_webhooks_start_runs_and_anything_else_is_refused() {
+    let server = Server::start(&["echo"]);
+    assert_eq!(server.admin("POST", "/v1/workflows", GREET).status, 201);
+    let unconfigured = deliver(&server, "guess", now(), r#"{"id":"X"}"#);
+    assert_eq!(
+        (unconfigured.status, unconfigured.code()),
+        (404, "no_hook".into())
+    );
+
+    let created = server.admin("POST", "/v1/hooks/greet/secret", "");
+    assert_eq!(created.status, 201, "{}", created.body);
+    let secret = created.json()["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    let missing = server.admin("POST", "/v1/hooks/nosuch/secret", "");
+    assert_eq!(missing.status, 404);
+
+    let run = deliver(&server, &secret, now(), r#"{"id":"W-1"}"#);
+    assert_eq!(run.status, 201, "{}", run.body);
+    let run: Value = run.json();
+    assert_eq!(run["status"], "succeeded");
+    assert_eq!(run["output"]["message"], "hi W-1");
+    assert_eq!(run["started_by"], "hook:greet");
+
+    let refused = |response: baton_tests::http::Response| {
+        (
+            response.status,
+            response.code(),
+            response.json()["error"]["field"].clone(),
+        )
+    };
+    assert_eq!(
+        refused(deliver(&server, "whsec_wrong", now(), r#"{"id":"W-2"}"#)),
+        (401, "bad_signature".into(), "Baton-Signature".into())
+    );
+    assert_eq!(
+        refused(deliver(&server, &secret, now() - 3600, r#"{"id":"W-2"}"#)),
+        (401, "bad_signature".into(), "Baton-Timestamp".into())
+    );
+    let unsigned = server.request("POST", "/v1/hooks/greet", None, &[], br#"{"id":"W-2"}"#);
+    assert_eq!(refused(unsigned).0, 401);
+    // A signature for one body does not carry over to another.
+    let signature = sign(&secret, now(), br#"{"id":"W-1"}"#);
+    let at = now().to_string();
+    let swapped = server.request(
+        "POST",
+        "/v1/hooks/greet",
+        None,
+        &[("Baton-Timestamp", &at), ("Baton-Signature", &signature)],
+        br#"{"id":"W-9"}"#,
+    );
+    assert_eq!(swapped.status, 401);
+    let runs = server.admin("GET", "/v1/runs", "").json();
+    assert_eq!(
+        runs.as_array().unwrap().len(),
+        1,
+        "refused requests started nothing"
+    );
+
+    // Rotation: the old secret stops working; removal turns the hook off.
+    let rotated = server.admin("POST", "/v1/hooks/greet/secret", "").json()["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        deliver(&server, &secret, now(), r#"{"id":"W-3"}"#).status,
+        401
+    );
+    assert_eq!(
+        deliver(&server, &rotated, now(), r#"{"id":"W-3"}"#).status,
+        201
+    );
+    assert_eq!(
+        server.admin("DELETE", "/v1/hooks/greet/secret", "").status,
+        200
+    );
+    assert_eq!(
+        deliver(&server, &rotated, now(), r#"{"id":"W-4"}"#).status,
+        404
+    );
+    let log = server
+        .admin("GET", "/v1/audit?run=system&type=admin", "")
+        .json();
+    assert!(
+        log.to_string().contains("hook_secret_set")
+            && log.to_string().contains("hook_secret_removed")
+    );
+    assert!(
+        !log.to_string().contains(&rotated),
+        "secrets stay out of the audit log"
+    );
+}
