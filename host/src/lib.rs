@@ -20,3 +20,4 @@ pub mod metrics;
 pub mod registry;
 pub mod runtime;
 pub mod store;
+pub mod webhooks;

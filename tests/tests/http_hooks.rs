@@ -2,7 +2,7 @@
 //! with the workflow's secret (HMAC-SHA256 over timestamp and body); wrong, stale or
 //! unsigned requests refused and nothing started; rotation and removal.
 
-use baton::api::hooks::sign;
+use baton::webhooks::sign;
 use baton_tests::http::Server;
 use serde_json::Value;
 
@@ -118,4 +118,83 @@ fn signed_webhooks_start_runs_and_anything_else_is_refused() {
         !log.to_string().contains(&rotated),
         "secrets stay out of the audit log"
     );
+}
+
+#[test]
+fn run_finished_callbacks_are_signed_and_retried_until_delivered() {
+    use baton_tests::stand_in::{Reply, StandIn};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // The receiver is down for the first two attempts.
+    let calls = AtomicUsize::new(0);
+    let receiver = StandIn::start(move |_| {
+        if calls.fetch_add(1, Ordering::SeqCst) < 2 {
+            Reply::json(503, serde_json::json!({"down": true}))
+        } else {
+            Reply::json(200, serde_json::json!({"ok": true}))
+        }
+    });
+    let server = Server::start(&["echo"]);
+    assert_eq!(server.admin("POST", "/v1/workflows", GREET).status, 201);
+    let bad = server.admin("POST", "/v1/webhooks", r#"{"url":"ftp://x"}"#);
+    assert_eq!(bad.json()["error"]["field"], "url");
+    let created = server.admin(
+        "POST",
+        "/v1/webhooks",
+        &format!(
+            r#"{{"url":"{}","workflow":"greet"}}"#,
+            receiver.url("/baton")
+        ),
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    let secret = created.json()["secret"].as_str().unwrap().to_owned();
+    let listed = server.admin("GET", "/v1/webhooks", "");
+    assert!(
+        !listed.body.contains(&secret),
+        "secrets are shown once: {}",
+        listed.body
+    );
+
+    let run = server.admin(
+        "POST",
+        "/v1/workflows/greet/runs?wait=5s",
+        r#"{"id":"C-1"}"#,
+    );
+    let run_id = run.json()["id"].as_str().unwrap().to_owned();
+    // Backoff: 1 s, then 2 s.
+    let mut requests = Vec::new();
+    for _ in 0..150 {
+        requests = receiver.requests();
+        if requests.len() >= 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(requests.len(), 3, "two failures, then delivered");
+    let last = &requests[2];
+    assert_eq!(
+        (last.method.as_str(), last.path.as_str()),
+        ("POST", "/baton")
+    );
+    let body: Value = serde_json::from_slice(&last.body).unwrap();
+    assert_eq!(body["event"], "run.finished");
+    assert_eq!(body["run"]["id"], run_id.as_str());
+    assert_eq!(body["run"]["status"], "succeeded");
+    let at: u64 = last.headers["baton-timestamp"].parse().unwrap();
+    assert_eq!(
+        last.headers["baton-signature"],
+        sign(&secret, at, &last.body)
+    );
+    assert_eq!(
+        requests[0].headers["baton-delivery"], last.headers["baton-delivery"],
+        "one delivery, three attempts"
+    );
+    let mut deliveries = Value::Null;
+    for _ in 0..100 {
+        deliveries = server.admin("GET", "/v1/webhooks/deliveries", "").json();
+        if deliveries["pending"].as_array().is_some_and(Vec::is_empty) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(deliveries, serde_json::json!({"pending": [], "failed": []}));
 }

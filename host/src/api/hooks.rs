@@ -17,9 +17,8 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 /// How far a signed timestamp may be from the server's clock.
 const TOLERANCE_SECS: u64 = 300;
@@ -173,7 +172,7 @@ fn verify(secret: &str, headers: &HeaderMap, body: &[u8], now: u64) -> Result<()
                 "the Baton-Signature header must be `sha256=` and a hex HMAC",
             )
         })?;
-    let mut mac = signer(secret, timestamp);
+    let mut mac = crate::webhooks::mac(secret, timestamp);
     mac.update(body);
     // Constant time: the comparison leaks nothing about the expected signature.
     mac.verify_slice(&signature).map_err(|_| {
@@ -181,25 +180,10 @@ fn verify(secret: &str, headers: &HeaderMap, body: &[u8], now: u64) -> Result<()
     })
 }
 
-/// The HMAC over `TIMESTAMP.` for `secret`, ready for the body.
-fn signer(secret: &str, timestamp: &str) -> Hmac<Sha256> {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac
-}
-
-/// The `Baton-Signature` value for `body` sent at `timestamp` (for senders and tests).
-pub fn sign(secret: &str, timestamp: u64, body: &[u8]) -> String {
-    let mut mac = signer(secret, &timestamp.to_string());
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::webhooks::sign;
 
     fn headers(timestamp: u64, signature: &str) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -16,6 +16,7 @@ mod runs;
 mod stream;
 mod tasks;
 mod tokens;
+mod webhooks;
 mod workflows;
 
 use crate::engine::Engine;
@@ -81,7 +82,7 @@ pub fn router(state: AppState, limits: &ApiLimits) -> Router {
 
 /// Every documented route.
 pub fn routes() -> Routes {
-    let modules: [fn(Routes) -> Routes; 11] = [
+    let modules: [fn(Routes) -> Routes; 12] = [
         workflows::routes,
         runs::routes,
         tokens::routes,
@@ -93,6 +94,7 @@ pub fn routes() -> Routes {
         metrics::routes,
         feedback::routes,
         hooks::routes,
+        webhooks::routes,
     ];
     let base = Routes::new()
         .get(

@@ -40,6 +40,7 @@ pub fn serve(context: &DataDir, args: ServeArgs) -> Result<()> {
         println!("listening on http://{address}");
         std::io::stdout().flush()?;
         let (close, closing) = tokio::sync::watch::channel(false);
+        baton::webhooks::start(engine.clone(), closing.clone());
         let state = AppState {
             engine,
             tokens,

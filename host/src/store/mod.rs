@@ -8,10 +8,12 @@ mod records;
 mod runs;
 mod tables;
 mod tokens;
+mod webhooks;
 
 pub use feedback::{ReviewCount, StoredCorrection};
 pub use records::{CorrectionRecord, GrantRecord, LimitSettings, PluginRecord, Signer};
 pub use runs::{EventHead, RunBatch, RunIndex, RunQuery, StoredEvent, TimerEntry};
+pub use webhooks::DeliveryNext;
 
 /// The layout version this build writes. A database with a higher version was written
 /// by a newer Baton and is refused rather than misread. Version 1 (development builds
@@ -153,6 +155,9 @@ impl Store {
         txn.open_table(WORKFLOWS)?;
         txn.open_table(API_TOKENS)?;
         txn.open_table(HOOK_SECRETS)?;
+        txn.open_table(WEBHOOKS)?;
+        txn.open_table(WEBHOOK_OUTBOX)?;
+        txn.open_table(WEBHOOK_FAILED)?;
         // Opening the run tables creates them, so readers never meet a missing table.
         RunBatch::create_tables(&txn)?;
         txn.commit()?;

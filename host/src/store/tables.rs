@@ -117,6 +117,16 @@ pub const RUN_INBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new(
 /// verifying an HMAC needs the key itself.
 pub const HOOK_SECRETS: TableDefinition<&str, &str> = TableDefinition::new("hook_secrets");
 
+/// Outbound webhooks (run-finished callbacks) by id → the webhook record.
+pub const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks");
+
+/// Callbacks to deliver, by (due unix ms, delivery id) → the delivery record.
+pub const WEBHOOK_OUTBOX: TableDefinition<(u64, &str), &[u8]> =
+    TableDefinition::new("webhook_outbox");
+
+/// Callbacks that failed every attempt, by delivery id → the delivery record.
+pub const WEBHOOK_FAILED: TableDefinition<&str, &[u8]> = TableDefinition::new("webhook_failed");
+
 /// API tokens by the hex sha256 of the token → the API's token record. The token itself
 /// is never stored.
 pub const API_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_tokens");

@@ -1,0 +1,144 @@
+//! Outbound webhooks: where run-finished callbacks go, and how their deliveries fare.
+
+use super::Shared;
+use super::auth::{Access, Caller};
+use super::error::{self, ApiError};
+use super::openapi::{Doc, Routes};
+use crate::webhooks::{Delivery, Webhook};
+use axum::Json;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub fn routes(r: Routes) -> Routes {
+    r.get(
+        "/v1/webhooks",
+        Doc::new(
+            "Outbound webhooks (secrets never shown)",
+            Access::Administer,
+        ),
+        list,
+    )
+    .post(
+        "/v1/webhooks",
+        Doc::new(
+            "Register a run-finished callback: `{url, workflow}`; the secret is shown once",
+            Access::Administer,
+        )
+        .json_body()
+        .ok(&[201])
+        .errors(&[400, 413]),
+        create,
+    )
+    .delete(
+        "/v1/webhooks/{id}",
+        Doc::new("Remove a webhook", Access::Administer).errors(&[404]),
+        remove,
+    )
+    .get(
+        "/v1/webhooks/deliveries",
+        Doc::new(
+            "Callbacks waiting to be delivered, and those that failed every attempt",
+            Access::Administer,
+        ),
+        deliveries,
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewWebhook {
+    url: String,
+    /// Only runs of this workflow.
+    workflow: Option<String>,
+}
+
+async fn create(
+    State(state): State<Shared>,
+    caller: Caller,
+    body: Result<bytes::Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(Access::Administer)?;
+    let request: NewWebhook = error::json(&error::body(body)?, "body")?;
+    if !(request.url.starts_with("http://") || request.url.starts_with("https://")) {
+        return Err(ApiError::bad_request(
+            "url",
+            "the url must start with http:// or https://",
+        ));
+    }
+    let mut bytes = [0u8; 38];
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal(e.to_string()))?;
+    let webhook = Webhook {
+        id: hex::encode(&bytes[..6]),
+        url: request.url,
+        workflow: request.workflow,
+        secret: format!(
+            "whsec_{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes[6..])
+        ),
+        created_ms: crate::engine::duration::now_ms(),
+        created_by: caller.actor(),
+    };
+    state
+        .engine
+        .store()
+        .put_webhook(&webhook.id, &StoredWebhook(&webhook))?;
+    state.record(
+        &caller,
+        "webhook_created",
+        &webhook.id,
+        Some(json!({"url": webhook.url, "workflow": webhook.workflow})),
+    )?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "webhook": webhook, "secret": webhook.secret })),
+    ))
+}
+
+/// A webhook as stored: with its secret, which the API never shows again.
+struct StoredWebhook<'a>(&'a Webhook);
+
+impl serde::Serialize for StoredWebhook<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut value = serde_json::to_value(self.0).map_err(serde::ser::Error::custom)?;
+        value["secret"] = self.0.secret.clone().into();
+        value.serialize(s)
+    }
+}
+
+async fn list(State(state): State<Shared>, caller: Caller) -> Result<Json<Vec<Webhook>>, ApiError> {
+    caller.require(Access::Administer)?;
+    Ok(Json(state.engine.store().webhooks()?))
+}
+
+async fn remove(
+    State(state): State<Shared>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Access::Administer)?;
+    if !state.engine.store().remove_webhook(&id)? {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_webhook",
+            format!("no webhook {id} (GET /v1/webhooks lists them)"),
+        ));
+    }
+    state.record(&caller, "webhook_removed", &id, None)?;
+    Ok(Json(json!({ "id": id, "removed": true })))
+}
+
+async fn deliveries(State(state): State<Shared>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require(Access::Administer)?;
+    let store = state.engine.store();
+    let pending: Vec<Value> = store
+        .outbox::<Delivery>()?
+        .into_iter()
+        .map(|(due, _, d)| json!({"due_ms": due, "delivery": d}))
+        .collect();
+    let failed: Vec<Delivery> = store.failed_deliveries()?;
+    Ok(Json(json!({ "pending": pending, "failed": failed })))
+}

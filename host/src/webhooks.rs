@@ -1,0 +1,225 @@
+//! Webhooks: the HMAC-SHA256 signature both directions use, and the dispatcher that
+//! delivers run-finished callbacks from a durable outbox, retrying with backoff.
+//!
+//! A signature is `sha256=` and the hex HMAC-SHA256, keyed with the shared secret, of
+//! `TIMESTAMP.BODY` (unix seconds, a dot, the raw body), sent with `Baton-Timestamp`.
+
+use crate::engine::Engine;
+use crate::engine::state::{RunRecord, RunStatus};
+use crate::store::{DeliveryNext, Store, StoreError};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, broadcast, watch};
+
+/// Attempts before a delivery is filed as failed.
+pub const MAX_ATTEMPTS: u32 = 8;
+/// The wait before the second attempt; it doubles each time, up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// How long one delivery attempt may take.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An outbound webhook: where run-finished callbacks go.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Webhook {
+    pub id: String,
+    pub url: String,
+    /// Only runs of this workflow; all runs when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<String>,
+    /// The signing secret; never shown after creation.
+    #[serde(default, skip_serializing)]
+    pub secret: String,
+    pub created_ms: u64,
+    pub created_by: String,
+}
+
+/// One callback to deliver.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Delivery {
+    pub id: String,
+    pub webhook: String,
+    pub url: String,
+    pub run_id: String,
+    /// The JSON body, as sent on every attempt.
+    pub body: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// The MAC over `TIMESTAMP.`, ready to take the body.
+pub fn mac(secret: &str, timestamp: &str) -> Hmac<Sha256> {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac
+}
+
+/// The `Baton-Signature` value for `body` sent at `timestamp`.
+pub fn sign(secret: &str, timestamp: u64, body: &[u8]) -> String {
+    let mut mac = mac(secret, &timestamp.to_string());
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Starts the dispatcher: it queues a callback per matching webhook when a run
+/// finishes and delivers the outbox (including what an earlier process left) until
+/// `closing` turns true.
+pub fn start(engine: Engine, closing: watch::Receiver<bool>) {
+    let wake = Arc::new(Notify::new());
+    tokio::spawn(queue_finished_runs(
+        engine.clone(),
+        wake.clone(),
+        closing.clone(),
+    ));
+    tokio::spawn(deliver(engine.store().clone(), wake, closing));
+}
+
+async fn queue_finished_runs(
+    engine: Engine,
+    wake: Arc<Notify>,
+    mut closing: watch::Receiver<bool>,
+) {
+    let mut updates = engine.subscribe();
+    loop {
+        let update = tokio::select! {
+            u = updates.recv() => u,
+            _ = closing.changed() => return,
+        };
+        let update = match update {
+            Ok(u) => u,
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if !matches!(
+            update.status,
+            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled
+        ) {
+            continue;
+        }
+        let store = engine.store();
+        let queued = (|| -> Result<bool, StoreError> {
+            let Some(run) = store.run::<RunRecord>(&update.run_id)? else {
+                return Ok(false);
+            };
+            let hooks: Vec<Webhook> = store.webhooks()?;
+            let body = serde_json::json!({ "event": "run.finished", "run": run }).to_string();
+            let now = crate::engine::duration::now_ms();
+            let deliveries: Vec<(u64, String, Vec<u8>)> = hooks
+                .iter()
+                .filter(|h| h.workflow.as_ref().is_none_or(|w| *w == run.workflow))
+                .map(|h| {
+                    let id = format!("{}-{}-{}", run.id, h.id, run.finished_ms.unwrap_or(now));
+                    let delivery = Delivery {
+                        id: id.clone(),
+                        webhook: h.id.clone(),
+                        url: h.url.clone(),
+                        run_id: run.id.clone(),
+                        body: body.clone(),
+                        attempts: 0,
+                        last_error: None,
+                    };
+                    (now, id, serde_json::to_vec(&delivery).expect("plain data"))
+                })
+                .collect();
+            store.queue_deliveries(&deliveries)?;
+            Ok(!deliveries.is_empty())
+        })();
+        if matches!(queued, Ok(true)) {
+            wake.notify_one();
+        }
+    }
+}
+
+async fn deliver(store: Store, wake: Arc<Notify>, mut closing: watch::Receiver<bool>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(ATTEMPT_TIMEOUT))
+        .build()
+        .into();
+    loop {
+        let now = crate::engine::duration::now_ms();
+        let outbox: Vec<(u64, String, Delivery)> = store.outbox().unwrap_or_default();
+        for (due, id, delivery) in outbox {
+            if due > now {
+                break;
+            }
+            let secret = store
+                .webhooks::<Webhook>()
+                .ok()
+                .and_then(|hooks| hooks.into_iter().find(|h| h.id == delivery.webhook))
+                .map(|h| h.secret);
+            let Some(secret) = secret else {
+                // The webhook was removed: nothing to deliver to.
+                let _ = store.settle_delivery(due, &id, DeliveryNext::Done);
+                continue;
+            };
+            let agent = agent.clone();
+            let attempt = delivery.clone();
+            let result = tokio::task::spawn_blocking(move || post(&agent, &secret, &attempt))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+            let next = match result {
+                Ok(()) => DeliveryNext::Done,
+                Err(error) => {
+                    let mut failed = delivery;
+                    failed.attempts += 1;
+                    failed.last_error = Some(error);
+                    let record = serde_json::to_vec(&failed).expect("plain data");
+                    if failed.attempts >= MAX_ATTEMPTS {
+                        DeliveryNext::Failed(record)
+                    } else {
+                        let wait = FIRST_BACKOFF
+                            .saturating_mul(1 << (failed.attempts - 1).min(16))
+                            .min(MAX_BACKOFF);
+                        DeliveryNext::Retry(now + wait.as_millis() as u64, record)
+                    }
+                }
+            };
+            let _ = store.settle_delivery(due, &id, next);
+        }
+        // Read again: the attempts just made may have rescheduled themselves.
+        let next_due = store
+            .outbox::<Delivery>()
+            .ok()
+            .and_then(|o| o.first().map(|(due, _, _)| *due));
+        let sleep = next_due.map_or(Duration::from_secs(60), |due| {
+            Duration::from_millis(due.saturating_sub(crate::engine::duration::now_ms()))
+        });
+        tokio::select! {
+            _ = tokio::time::sleep(sleep) => {}
+            _ = wake.notified() => {}
+            _ = closing.changed() => return,
+        }
+    }
+}
+
+/// One attempt: a 2xx answer delivers it.
+fn post(agent: &ureq::Agent, secret: &str, delivery: &Delivery) -> Result<(), String> {
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let response = agent
+        .post(&delivery.url)
+        .header("Content-Type", "application/json")
+        .header("Baton-Timestamp", timestamp.to_string())
+        .header(
+            "Baton-Signature",
+            sign(secret, timestamp, delivery.body.as_bytes()),
+        )
+        .header("Baton-Delivery", &delivery.id)
+        .send(delivery.body.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        Err(format!("HTTP {status}"))
+    }
+}
