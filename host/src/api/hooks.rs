@@ -16,7 +16,6 @@ use axum::Json;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use base64::Engine as _;
 use hmac::Mac;
 use serde_json::{Value, json};
 
@@ -74,12 +73,7 @@ async fn rotate(
     caller.require(Access::Administer)?;
     // The workflow must exist: a secret for a typo would sit unused.
     state.engine.workflow_versions(&workflow)?;
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal(e.to_string()))?;
-    let secret = format!(
-        "whsec_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    );
+    let secret = crate::webhooks::new_secret();
     state.engine.store().set_hook_secret(&workflow, &secret)?;
     state.record(&caller, "hook_secret_set", &workflow, None)?;
     Ok((

@@ -9,7 +9,6 @@ use axum::Json;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -69,16 +68,13 @@ async fn create(
             "the url must start with http:// or https://",
         ));
     }
-    let mut bytes = [0u8; 38];
-    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut id = [0u8; 6];
+    getrandom::fill(&mut id).map_err(|e| ApiError::internal(e.to_string()))?;
     let webhook = Webhook {
-        id: hex::encode(&bytes[..6]),
+        id: hex::encode(id),
         url: request.url,
         workflow: request.workflow,
-        secret: format!(
-            "whsec_{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes[6..])
-        ),
+        secret: crate::webhooks::new_secret(),
         created_ms: crate::engine::duration::now_ms(),
         created_by: caller.actor(),
     };
