@@ -259,7 +259,7 @@ steps:
     // An event for order 2 arrives before its run exists: it is kept.
     assert!(
         t.engine
-            .send_event("shipped", "O-2", json!({"carrier": "early"}))
+            .send_event("shipped", "O-2", json!({"carrier": "early"}), "ops:test")
             .await
             .unwrap()
             .is_empty()
@@ -271,13 +271,13 @@ steps:
     assert_eq!(step(&waiting, "shipped").status, StepStatus::Waiting);
     let reached = t
         .engine
-        .send_event("shipped", "O-1", json!({"carrier": "DHL"}))
+        .send_event("shipped", "O-1", json!({"carrier": "DHL"}), "ops:test")
         .await
         .unwrap();
     assert_eq!(reached, vec![one.clone()]);
     t.settled(&one).await;
     t.engine
-        .send_event("paid", "pay-O-1", json!({}))
+        .send_event("paid", "pay-O-1", json!({}), "ops:test")
         .await
         .unwrap();
     let done = t.settled(&one).await;
@@ -671,7 +671,7 @@ steps:
     assert_eq!(step(&cancelled, "hold").status, StepStatus::Cancelled);
     assert!(
         t.engine
-            .send_event("go", "k", json!(null))
+            .send_event("go", "k", json!(null), "ops:test")
             .await
             .unwrap()
             .is_empty()
@@ -707,7 +707,10 @@ steps:
         })
         .await
         .unwrap();
-    t.engine.send_event("go", "k", json!(null)).await.unwrap();
+    t.engine
+        .send_event("go", "k", json!(null), "ops:test")
+        .await
+        .unwrap();
     let done = t.settled(&old).await;
     assert_eq!(done.run.output, Some(json!("v1")));
     assert_eq!(done.run.version, 1);
@@ -715,7 +718,10 @@ steps:
 
     let new = t.start("pinned", json!({})).await;
     t.settled(&new).await;
-    t.engine.send_event("go", "k", json!(null)).await.unwrap();
+    t.engine
+        .send_event("go", "k", json!(null), "ops:test")
+        .await
+        .unwrap();
     let done = t.settled(&new).await;
     assert_eq!(done.run.output, Some(json!("v2")));
     assert_eq!(step(&done, "who").plugin.as_deref(), Some("echo@0.2.0"));

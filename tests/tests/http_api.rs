@@ -281,6 +281,17 @@ fn events_wake_waiting_runs_and_operators_steer_them() {
     assert_eq!(early["buffered"], true);
     let c = server.admin("POST", "/v1/workflows/hold/runs?wait=5s", r#"{"id":"C"}"#);
     assert_eq!(c.json()["status"], "succeeded", "{}", c.body);
+    // Who sent each event is in the run's log, for a buffered one too.
+    for run in [a.clone(), c.json()["id"].as_str().unwrap().to_owned()] {
+        let received = server
+            .admin(
+                "GET",
+                &format!("/v1/audit?run={run}&type=event_received"),
+                "",
+            )
+            .json();
+        assert_eq!(received[0]["actor"], "user:admin", "{received}");
+    }
 
     // Operators cancel; bad commands are refused with the reason.
     let b = server.admin("POST", "/v1/workflows/hold/runs?wait=5s", r#"{"id":"B"}"#);

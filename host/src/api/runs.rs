@@ -306,7 +306,10 @@ async fn event(
     } else {
         error::json(&body, "payload")?
     };
-    let runs = state.engine.send_event(&name, &key, payload).await?;
+    let runs = state
+        .engine
+        .send_event(&name, &key, payload, &caller.actor())
+        .await?;
     Ok(Json(
         serde_json::json!({ "delivered_to": runs, "buffered": runs.is_empty() }),
     ))

@@ -415,7 +415,9 @@ pub fn event(data: &DataDir, command: EventCommand) -> Result<()> {
         EventCommand::Send { name, key, payload } => block_on(async {
             let engine = data.engine(Recovery::OnDemand)?;
             let payload = read_json(&payload, "--payload")?;
-            let runs = engine.send_event(&name, &key, payload).await?;
+            let runs = engine
+                .send_event(&name, &key, payload, &local_actor())
+                .await?;
             if runs.is_empty() {
                 println!(
                     "no run waits for {name} with key {key} yet; the event is kept for the first that will"

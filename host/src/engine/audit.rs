@@ -104,6 +104,8 @@ pub enum EventKind {
         path: String,
         name: String,
         key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        actor: Option<String>,
     },
     /// An operator command: cancel, pause, resume, retry, resolve, restart.
     Operator {

@@ -552,19 +552,21 @@ impl Engine {
 
     // ---- events, decisions and operator commands ----
 
-    /// Delivers an external event to the steps waiting for `(name, key)`, or buffers it
-    /// for the first step that will. Returns the runs it reached.
+    /// Delivers an external event from `actor` to the steps waiting for `(name, key)`,
+    /// or buffers it for the first step that will. Returns the runs it reached.
     pub async fn send_event(
         &self,
         name: &str,
         key: &str,
         payload: Value,
+        actor: &str,
     ) -> Result<Vec<String>, EngineError> {
         let (tx, rx) = oneshot::channel();
         let job = Job::Event {
             name: name.to_owned(),
             key: key.to_owned(),
             payload,
+            actor: actor.to_owned(),
             reply: tx,
         };
         let runs = self.inner.submit(job, rx).await?;

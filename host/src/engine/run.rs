@@ -432,6 +432,7 @@ impl Actor {
                 name,
                 key,
                 payload,
+                actor,
             } => {
                 let waiting = self.steps.get(&path).is_some_and(|s| {
                     s.status == StepStatus::Waiting
@@ -452,6 +453,7 @@ impl Actor {
                     path: path.clone(),
                     name,
                     key,
+                    actor,
                 });
                 self.resume_with(&path, payload, "event");
             }

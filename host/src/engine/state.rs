@@ -279,6 +279,9 @@ pub enum InboxMessage {
         name: String,
         key: String,
         payload: serde_json::Value,
+        /// Who sent it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        actor: Option<String>,
     },
     /// A person's decision on the human task at `path`.
     Decision {

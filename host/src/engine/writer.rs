@@ -57,6 +57,26 @@ pub struct ReviewJob {
     pub correction: Option<Encoded>,
 }
 
+/// An external event kept until a step waits for it.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BufferedEvent {
+    payload: serde_json::Value,
+    #[serde(default)]
+    actor: Option<String>,
+}
+
+impl BufferedEvent {
+    /// Reads a buffered event; rows written before events carried their actor
+    /// hold the bare payload.
+    fn decode(bytes: &[u8]) -> Self {
+        serde_json::from_slice(bytes).unwrap_or_else(|_| BufferedEvent {
+            payload: serde_json::from_slice(bytes).unwrap_or(serde_json::Value::Null),
+            actor: None,
+        })
+    }
+}
+
 /// What a committed transition found on the way.
 #[derive(Debug, Default)]
 pub struct TransitionOutcome {
@@ -86,6 +106,7 @@ pub enum Job {
         name: String,
         key: String,
         payload: serde_json::Value,
+        actor: String,
         reply: oneshot::Sender<Result<Vec<String>, String>>,
     },
 }
@@ -235,9 +256,17 @@ fn apply(batch: &mut RunBatch<'_>, job: &Job) -> Result<Applied, StoreError> {
             Ok(Applied::Inbox)
         }
         Job::Event {
-            name, key, payload, ..
+            name,
+            key,
+            payload,
+            actor,
+            ..
         } => {
-            let bytes = serde_json::to_vec(payload).expect("JSON values serialise");
+            let buffered = BufferedEvent {
+                payload: payload.clone(),
+                actor: Some(actor.clone()),
+            };
+            let bytes = serde_json::to_vec(&buffered).expect("JSON values serialise");
             let reached = batch.deliver_event(name, key, &bytes)?;
             let mut runs = Vec::new();
             for (run, path) in reached {
@@ -248,6 +277,7 @@ fn apply(batch: &mut RunBatch<'_>, job: &Job) -> Result<Applied, StoreError> {
                         name: name.clone(),
                         key: key.clone(),
                         payload: payload.clone(),
+                        actor: Some(actor.clone()),
                     },
                 )?;
                 runs.push(run);
@@ -281,8 +311,8 @@ fn apply_transition(
     }
     let mut outcome = TransitionOutcome::default();
     for (name, key, path) in &t.waits {
-        if let Some(payload) = batch.wait_for_event(name, key, run, path)? {
-            let payload = serde_json::from_slice(&payload).unwrap_or(serde_json::Value::Null);
+        if let Some(bytes) = batch.wait_for_event(name, key, run, path)? {
+            let BufferedEvent { payload, actor } = BufferedEvent::decode(&bytes);
             batch.push_inbox(
                 run,
                 &InboxMessage::Event {
@@ -290,6 +320,7 @@ fn apply_transition(
                     name: name.clone(),
                     key: key.clone(),
                     payload,
+                    actor,
                 },
             )?;
             outcome.inbox_filled = true;
