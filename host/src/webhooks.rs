@@ -5,8 +5,8 @@
 //! `TIMESTAMP.BODY` (unix seconds, a dot, the raw body), sent with `Baton-Timestamp`.
 
 use crate::engine::Engine;
-use crate::engine::state::{RunRecord, RunStatus};
-use crate::store::{DeliveryNext, Store, StoreError};
+use crate::engine::state::RunRecord;
+use crate::store::{DeliveryNext, Store};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -79,9 +79,12 @@ pub fn sign(secret: &str, timestamp: u64, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// Starts the dispatcher: it queues a callback per matching webhook when a run
-/// finishes and delivers the outbox (including what an earlier process left) until
-/// `closing` turns true.
+/// Runs turned into deliveries per transaction.
+const ANNOUNCE_BATCH: usize = 256;
+
+/// Starts the dispatcher: it turns runs announced as finished (by their own commit)
+/// into a callback per matching webhook and delivers the outbox, including what an
+/// earlier process left, until `closing` turns true.
 pub fn start(engine: Engine, closing: watch::Receiver<bool>) {
     let wake = Arc::new(Notify::new());
     tokio::spawn(queue_finished_runs(
@@ -97,55 +100,61 @@ async fn queue_finished_runs(
     wake: Arc<Notify>,
     mut closing: watch::Receiver<bool>,
 ) {
+    // Status updates only say when to look; the announced-runs table says what.
     let mut updates = engine.subscribe();
+    let store = engine.store().clone();
     loop {
-        let update = tokio::select! {
-            u = updates.recv() => u,
-            _ = closing.changed() => return,
-        };
-        let update = match update {
-            Ok(u) => u,
-            Err(broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(broadcast::error::RecvError::Closed) => return,
-        };
-        if !matches!(
-            update.status,
-            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled
-        ) {
-            continue;
+        loop {
+            let store = store.clone();
+            let taken = tokio::task::spawn_blocking(move || {
+                store.queue_announced_runs(ANNOUNCE_BATCH, deliveries_for)
+            })
+            .await;
+            match taken {
+                Ok(Ok(0)) => break,
+                Ok(Ok(_)) => wake.notify_one(),
+                Ok(Err(error)) => {
+                    eprintln!("webhooks: queueing run-finished callbacks failed: {error}");
+                    break;
+                }
+                Err(_) => break,
+            }
         }
-        let store = engine.store();
-        let queued = (|| -> Result<bool, StoreError> {
-            let Some(run) = store.run::<RunRecord>(&update.run_id)? else {
-                return Ok(false);
+        loop {
+            let update = tokio::select! {
+                u = updates.recv() => u,
+                _ = closing.changed() => return,
             };
-            let hooks: Vec<Webhook> = store.webhooks()?;
-            let body = serde_json::json!({ "event": "run.finished", "run": run }).to_string();
-            let now = crate::engine::duration::now_ms();
-            let deliveries: Vec<(u64, String, Vec<u8>)> = hooks
-                .iter()
-                .filter(|h| h.workflow.as_ref().is_none_or(|w| *w == run.workflow))
-                .map(|h| {
-                    let id = format!("{}-{}-{}", run.id, h.id, run.finished_ms.unwrap_or(now));
-                    let delivery = Delivery {
-                        id: id.clone(),
-                        webhook: h.id.clone(),
-                        url: h.url.clone(),
-                        run_id: run.id.clone(),
-                        body: body.clone(),
-                        attempts: 0,
-                        last_error: None,
-                    };
-                    (now, id, serde_json::to_vec(&delivery).expect("plain data"))
-                })
-                .collect();
-            store.queue_deliveries(&deliveries)?;
-            Ok(!deliveries.is_empty())
-        })();
-        if matches!(queued, Ok(true)) {
-            wake.notify_one();
+            match update {
+                Ok(u) if !u.status.is_finished() => continue,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => break,
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
         }
     }
+}
+
+/// The callbacks for a finished run: one per webhook that wants its workflow.
+fn deliveries_for(run: RunRecord, hooks: &[Webhook]) -> Vec<(u64, String, Vec<u8>)> {
+    let body = serde_json::json!({ "event": "run.finished", "run": run }).to_string();
+    let now = crate::engine::duration::now_ms();
+    hooks
+        .iter()
+        .filter(|h| h.workflow.as_ref().is_none_or(|w| *w == run.workflow))
+        .map(|h| {
+            let id = format!("{}-{}-{}", run.id, h.id, run.finished_ms.unwrap_or(now));
+            let delivery = Delivery {
+                id: id.clone(),
+                webhook: h.id.clone(),
+                url: h.url.clone(),
+                run_id: run.id.clone(),
+                body: body.clone(),
+                attempts: 0,
+                last_error: None,
+            };
+            (now, id, serde_json::to_vec(&delivery).expect("plain data"))
+        })
+        .collect()
 }
 
 async fn deliver(store: Store, wake: Arc<Notify>, mut closing: watch::Receiver<bool>) {

@@ -197,4 +197,43 @@ fn run_finished_callbacks_are_signed_and_retried_until_delivered() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     assert_eq!(deliveries, serde_json::json!({"pending": [], "failed": []}));
+
+    // A run that finishes where no dispatcher runs (the local CLI here, or a server
+    // killed just after the run's commit) is announced in that commit, so the next
+    // server still calls back.
+    let mut server = server;
+    assert!(server.stop());
+    let data = server.data();
+    let (out, _) = baton_tests::baton_ok(
+        &data,
+        &data,
+        &[
+            "run",
+            "start",
+            "greet",
+            "--input",
+            r#"{"id":"C-2"}"#,
+            "--wait",
+        ],
+    );
+    let server = server.restart();
+    let mut offline = None;
+    for _ in 0..200 {
+        offline = receiver.requests().into_iter().find(|r| {
+            serde_json::from_slice::<Value>(&r.body).is_ok_and(|b| b["run"]["input"]["id"] == "C-2")
+        });
+        if offline.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let offline = offline.unwrap_or_else(|| panic!("no callback for the run started by: {out}"));
+    let body: Value = serde_json::from_slice(&offline.body).unwrap();
+    assert_eq!(body["run"]["status"], "succeeded");
+    assert_eq!(
+        receiver.requests().len(),
+        4,
+        "one callback per finished run"
+    );
+    drop(server);
 }

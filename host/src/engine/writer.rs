@@ -2,7 +2,7 @@
 //! commit and applies them in one transaction (group commit): durable throughput is
 //! bounded by the disk's commit rate per batch, not per step.
 
-use super::state::InboxMessage;
+use super::state::{InboxMessage, RunStatus};
 use crate::store::{RunBatch, RunIndex, Store, StoreError, StoredEvent, TimerEntry};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
@@ -295,6 +295,9 @@ fn apply_transition(
     let run = t.run_id.as_str();
     if let Some((old, new, record)) = &t.run {
         batch.update_run(run, old, new, record)?;
+        if old != new && new.parse().is_ok_and(RunStatus::is_finished) {
+            batch.announce_finished(run)?;
+        }
     }
     for (path, step) in &t.steps {
         batch.put_step(run, path, step)?;

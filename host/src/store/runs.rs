@@ -7,7 +7,9 @@
 use super::feedback::{CorrectionsTable, ReviewCountsTable, append_correction, count_review};
 use super::tables::*;
 use super::{Result, Store, StoreError, decode, encode};
-use redb::{ReadOnlyTable, ReadableDatabase, ReadableTable, Table, WriteTransaction};
+use redb::{
+    ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, WriteTransaction,
+};
 use serde::{Serialize, de::DeserializeOwned};
 
 /// The chain head of a run's event log: the last sequence number and its hash.
@@ -64,6 +66,8 @@ pub struct RunBatch<'t> {
     inbox: Table<'t, (&'static str, u64), &'static [u8]>,
     corrections: CorrectionsTable<'t>,
     review_counts: ReviewCountsTable<'t>,
+    webhooks: Table<'t, &'static str, &'static [u8]>,
+    to_announce: Table<'t, &'static str, ()>,
 }
 
 impl<'t> RunBatch<'t> {
@@ -81,6 +85,8 @@ impl<'t> RunBatch<'t> {
             inbox: txn.open_table(RUN_INBOX)?,
             corrections: txn.open_table(CORRECTIONS)?,
             review_counts: txn.open_table(REVIEW_COUNTS)?,
+            webhooks: txn.open_table(WEBHOOKS)?,
+            to_announce: txn.open_table(RUNS_TO_ANNOUNCE)?,
         })
     }
 
@@ -101,6 +107,15 @@ impl<'t> RunBatch<'t> {
         }
         self.idempotency.insert((workflow, key), run)?;
         Ok(None)
+    }
+
+    /// Marks `run` as finished for the webhook dispatcher; nothing when no webhook
+    /// is registered.
+    pub fn announce_finished(&mut self, run: &str) -> Result<()> {
+        if !self.webhooks.is_empty()? {
+            self.to_announce.insert(run, ())?;
+        }
+        Ok(())
     }
 
     /// Records a new run and indexes it by status, workflow and business key.

@@ -120,6 +120,11 @@ pub const HOOK_SECRETS: TableDefinition<&str, &str> = TableDefinition::new("hook
 /// Outbound webhooks (run-finished callbacks) by id → the webhook record.
 pub const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks");
 
+/// Runs that finished while some outbound webhook existed, by run id. The run's own
+/// commit adds the row; the dispatcher turns it into deliveries and removes it in one
+/// transaction, so no callback is lost between a run's end and the outbox.
+pub const RUNS_TO_ANNOUNCE: TableDefinition<&str, ()> = TableDefinition::new("runs_to_announce");
+
 /// Callbacks to deliver, by (due unix ms, delivery id) → the delivery record.
 pub const WEBHOOK_OUTBOX: TableDefinition<(u64, &str), &[u8]> =
     TableDefinition::new("webhook_outbox");

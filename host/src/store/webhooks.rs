@@ -1,6 +1,6 @@
 //! Outbound webhooks and their delivery outbox.
 
-use super::tables::{WEBHOOK_FAILED, WEBHOOK_OUTBOX, WEBHOOKS};
+use super::tables::{RUNS, RUNS_TO_ANNOUNCE, WEBHOOK_FAILED, WEBHOOK_OUTBOX, WEBHOOKS};
 use super::{Result, Store, decode, encode};
 use redb::{ReadableDatabase, ReadableTable};
 use serde::{Serialize, de::DeserializeOwned};
@@ -35,17 +35,43 @@ impl Store {
         Ok(out)
     }
 
-    /// Queues deliveries `(due ms, id, record)` in one transaction.
-    pub fn queue_deliveries(&self, deliveries: &[(u64, String, Vec<u8>)]) -> Result<()> {
+    /// Turns up to `limit` runs announced as finished into deliveries, in one
+    /// transaction. `build` gets a run's record and every webhook and returns the
+    /// deliveries `(due ms, id, record)` to queue. Returns how many runs it took.
+    pub fn queue_announced_runs<R: DeserializeOwned, W: DeserializeOwned>(
+        &self,
+        limit: usize,
+        build: impl Fn(R, &[W]) -> Vec<(u64, String, Vec<u8>)>,
+    ) -> Result<usize> {
         let txn = self.db.begin_write()?;
-        {
+        let taken = {
+            let mut announced = txn.open_table(RUNS_TO_ANNOUNCE)?;
+            let runs = txn.open_table(RUNS)?;
             let mut outbox = txn.open_table(WEBHOOK_OUTBOX)?;
-            for (due, id, record) in deliveries {
-                outbox.insert((*due, id.as_str()), record.as_slice())?;
+            let mut hooks: Vec<W> = Vec::new();
+            for entry in txn.open_table(WEBHOOKS)?.iter()? {
+                let (key, value) = entry?;
+                hooks.push(decode("webhooks", key.value(), value.value())?);
             }
-        }
+            let ids: Vec<String> = announced
+                .iter()?
+                .take(limit)
+                .map(|e| e.map(|(k, _)| k.value().to_owned()))
+                .collect::<std::result::Result<_, _>>()?;
+            for id in &ids {
+                announced.remove(id.as_str())?;
+                let Some(record) = runs.get(id.as_str())? else {
+                    continue;
+                };
+                let run: R = decode("runs", id, record.value())?;
+                for (due, delivery, body) in build(run, &hooks) {
+                    outbox.insert((due, delivery.as_str()), body.as_slice())?;
+                }
+            }
+            ids.len()
+        };
         txn.commit()?;
-        Ok(())
+        Ok(taken)
     }
 
     /// Deliveries in the outbox, soonest first: `(due ms, id, record)`.
