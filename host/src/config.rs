@@ -21,6 +21,11 @@
 //! [server]
 //! listen = "127.0.0.1:8080"
 //! max_body_kb = 8192
+//! # A client address may get this many 4xx refusals for malformed requests at once,
+//! # refilled per second; beyond that it gets 429 until the budget refills. 0 turns
+//! # the budget off (do that behind a reverse proxy, where clients share an address).
+//! bad_request_burst = 200
+//! bad_request_rate = 50
 //! ```
 
 use crate::store::LimitSettings;
@@ -81,6 +86,10 @@ pub struct ServerSettings {
     pub listen: String,
     /// Largest request body, KiB.
     pub max_body_kb: usize,
+    /// Malformed requests a client address may send at once; 0 turns the budget off.
+    pub bad_request_burst: u32,
+    /// Malformed requests per second the budget refills.
+    pub bad_request_rate: u32,
 }
 
 impl Default for ServerSettings {
@@ -88,6 +97,8 @@ impl Default for ServerSettings {
         ServerSettings {
             listen: "127.0.0.1:8080".into(),
             max_body_kb: 8192,
+            bad_request_burst: crate::api::guard::BadRequestBudget::default().burst,
+            bad_request_rate: crate::api::guard::BadRequestBudget::default().per_second,
         }
     }
 }

@@ -2,19 +2,26 @@
 //! /v1/workflows/bench/runs?wait=10s`): a connector that makes one outbound HTTP call to
 //! a local stand-in (`echo/fetch`), a rule (`invoice-rules/three-way-match`) and `echo`.
 //! The server is the real API router and engine on loopback, in this process; the load
-//! generator is 32 threads, each with one keep-alive connection.
+//! generator is 32 threads, each with one keep-alive connection. A lone client is also
+//! measured while four threads from 127.0.0.2 flood the server with malformed requests,
+//! with the bad-request budget on and off.
 //!
 //! `cargo bench -p baton-tests --bench http` measures (targets: p50 <= 2 ms, >= 3,000
 //! runs/s at concurrency 32); `cargo test -p baton-tests --benches` runs a smoke round.
 
 use baton::api::auth::{Role, Tokens};
+use baton::api::guard::BadRequestBudget;
 use baton::api::{self, ApiLimits, AppState};
+use baton::engine::Engine;
 use baton::registry::GrantChange;
 use baton_tests::TestEngine;
+use baton_tests::http::request_from;
 use baton_tests::stand_in::{Reply, StandIn};
 use serde_json::json;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{Ipv4Addr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 const CONCURRENCY: usize = 32;
@@ -123,6 +130,89 @@ fn round(
     (latencies, started.elapsed())
 }
 
+/// Serves the API on a loopback port the OS picks; returns its address.
+async fn serve(engine: Engine, tokens: Tokens, limits: ApiLimits) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let (close, closing) = tokio::sync::watch::channel(false);
+    let state = AppState {
+        engine,
+        tokens,
+        closing,
+    };
+    let router = api::router(state, &limits);
+    tokio::spawn(api::serve(listener, router, close, std::future::pending()));
+    address
+}
+
+/// Threads sending malformed requests from 127.0.0.2, each on a new connection: no
+/// token, broken JSON in a 64 KiB body, unknown routes.
+struct Flood {
+    stop: Arc<AtomicBool>,
+    started: Instant,
+    threads: Vec<std::thread::JoinHandle<(usize, usize)>>,
+}
+
+impl Flood {
+    const THREADS: usize = 4;
+
+    fn start(address: &str) -> Flood {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..Self::THREADS)
+            .map(|i| {
+                let (address, stop) = (address.to_owned(), stop.clone());
+                std::thread::spawn(move || {
+                    let from = Ipv4Addr::new(127, 0, 0, 2);
+                    let garbage = vec![b'{'; 64 << 10];
+                    let (mut sent, mut refused) = (0, 0);
+                    while !stop.load(Ordering::Relaxed) {
+                        let answer = match (i + sent) % 3 {
+                            0 => request_from(from, &address, "GET", "/v1/runs", None, &[], b""),
+                            1 => request_from(
+                                from,
+                                &address,
+                                "POST",
+                                "/v1/workflows/bench/runs",
+                                Some("bt_not_a_token"),
+                                &[("Content-Type", "application/json")],
+                                &garbage,
+                            ),
+                            _ => request_from(
+                                from,
+                                &address,
+                                "GET",
+                                "/v1/no/such/route",
+                                None,
+                                &[],
+                                b"",
+                            ),
+                        };
+                        sent += 1;
+                        refused += usize::from(answer.status == 429);
+                    }
+                    (sent, refused)
+                })
+            })
+            .collect();
+        Flood {
+            stop,
+            started: Instant::now(),
+            threads,
+        }
+    }
+
+    /// Stops the flood; returns requests sent, how many got 429, and its seconds.
+    fn stop(self) -> (usize, usize, f64) {
+        self.stop.store(true, Ordering::Relaxed);
+        let (sent, refused) = self
+            .threads
+            .into_iter()
+            .map(|t| t.join().expect("a flood thread"))
+            .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
+        (sent, refused, self.started.elapsed().as_secs_f64())
+    }
+}
+
 /// Prints one round's figures; returns its p50 and rate.
 fn report(latencies: &[Duration], wall: Duration, concurrency: usize) -> (Duration, f64) {
     let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
@@ -149,7 +239,7 @@ fn main() {
         .build()
         .unwrap();
     let stand_in = StandIn::start(|_| Reply::json(200, json!({"vendor": "ACME", "ok": true})));
-    let (address, token, _engine) = runtime.block_on(async {
+    let ((address, unguarded), token, _engine) = runtime.block_on(async {
         let t = TestEngine::with_plugins(&["echo", "invoice_rules"]).await;
         t.registry
             .grant(
@@ -163,17 +253,18 @@ fn main() {
         t.apply(WORKFLOW);
         let tokens = Tokens::new(t.registry.store().clone());
         let (token, _) = tokens.create("bench", Role::Trigger).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap().to_string();
-        let (close, closing) = tokio::sync::watch::channel(false);
-        let state = AppState {
-            engine: t.engine.clone(),
-            tokens,
-            closing,
-        };
-        let router = api::router(state, &ApiLimits::default());
-        tokio::spawn(api::serve(listener, router, close, std::future::pending()));
-        (address, token, t)
+        let serve = |limits| serve(t.engine.clone(), tokens.clone(), limits);
+        let address = serve(ApiLimits::default()).await;
+        // The same API with the bad-request budget off, to show what it saves.
+        let unguarded = serve(ApiLimits {
+            bad_requests: BadRequestBudget {
+                burst: 0,
+                per_second: 0,
+            },
+            ..ApiLimits::default()
+        })
+        .await;
+        ((address, unguarded), token, t)
     });
     let line = |price: f64| json!({"sku": "A", "quantity": 10, "unit_price": price});
     let body = json!({
@@ -189,6 +280,20 @@ fn main() {
     // One client alone: the latency of a run that queues behind no other.
     let (latencies, wall) = round(&address, &token, &body, per_round / 16, 1);
     report(&latencies, wall, 1);
+    // The same lone client while another address floods the server with malformed
+    // requests, with the bad-request budget on and off.
+    for (name, address) in [("guarded", &address), ("unguarded", &unguarded)] {
+        let flood = Flood::start(address);
+        let (latencies, wall) = round(address, &token, &body, per_round / 16, 1);
+        let (sent, refused, seconds) = flood.stop();
+        print!("under a flood, {name:<9} ");
+        report(&latencies, wall, 1);
+        println!(
+            "  flood from 127.0.0.2: {:.0} malformed requests/s, {:.0}% answered 429",
+            sent as f64 / seconds,
+            100.0 * refused as f64 / sent.max(1) as f64
+        );
+    }
     let mut p50s = Vec::new();
     let mut rates = Vec::new();
     for _ in 0..rounds {

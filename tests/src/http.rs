@@ -26,18 +26,19 @@ impl Server {
         Server::start_with("allow_unsigned = true\n", plugins)
     }
 
-    /// Like [`Server::start`], with `config` at the top of `baton.toml` instead of
-    /// allowing unsigned plugins.
+    /// Like [`Server::start`], with `config` as `baton.toml` instead of allowing
+    /// unsigned plugins. Without a `[server]` table of its own, the body limit is 1 MiB.
     pub fn start_with(config: &str, plugins: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).unwrap();
         // A body limit above a plugin component and small enough to exceed cheaply.
-        std::fs::write(
-            data.join("baton.toml"),
-            format!("{config}\n[server]\nmax_body_kb = 1024\n"),
-        )
-        .unwrap();
+        let server = if config.contains("[server]") {
+            ""
+        } else {
+            "\n[server]\nmax_body_kb = 1024\n"
+        };
+        std::fs::write(data.join("baton.toml"), format!("{config}{server}")).unwrap();
         for plugin in plugins {
             baton_ok(
                 &data,
@@ -287,7 +288,41 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Response {
-    let mut stream = TcpStream::connect(address).expect("the server accepts connections");
+    let stream = TcpStream::connect(address).expect("the server accepts connections");
+    exchange(stream, address, method, path, token, headers, body)
+}
+
+/// [`request`] from the loopback address `source` (any 127.x.y.z is a distinct client).
+pub fn request_from(
+    source: std::net::Ipv4Addr,
+    address: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from((source, 0)).into())
+        .unwrap();
+    let server: std::net::SocketAddr = address.parse().expect("an IP address and port");
+    socket
+        .connect(&server.into())
+        .expect("the server accepts connections");
+    exchange(socket.into(), address, method, path, token, headers, body)
+}
+
+fn exchange(
+    mut stream: TcpStream,
+    address: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()

@@ -482,3 +482,105 @@ fn people_work_the_exception_queue() {
         401
     );
 }
+
+#[test]
+fn a_flood_of_malformed_requests_is_turned_away_and_other_clients_are_served() {
+    use baton_tests::http::request_from;
+    use std::net::Ipv4Addr;
+    let server = Server::start_with(
+        "allow_unsigned = true\n[server]\nbad_request_burst = 20\nbad_request_rate = 5\n",
+        &["echo"],
+    );
+    assert_eq!(server.admin("POST", "/v1/workflows", GREET).status, 201);
+    let flooder = Ipv4Addr::new(127, 0, 0, 2);
+    let started = std::time::Instant::now();
+    // Four threads from 127.0.0.2: no token, broken JSON, unknown routes.
+    let flood: Vec<_> = (0..4)
+        .map(|i| {
+            let address = server.address.clone();
+            let admin = server.admin.clone();
+            std::thread::spawn(move || {
+                (0..60)
+                    .map(|n| {
+                        let answer = match (i + n) % 3 {
+                            0 => request_from(flooder, &address, "GET", "/v1/runs", None, &[], b""),
+                            1 => request_from(
+                                flooder,
+                                &address,
+                                "POST",
+                                "/v1/workflows/greet/runs",
+                                Some(&admin),
+                                &[("Content-Type", "application/json")],
+                                b"{not json",
+                            ),
+                            _ => request_from(
+                                flooder,
+                                &address,
+                                "GET",
+                                "/v1/nope",
+                                Some(&admin),
+                                &[],
+                                b"",
+                            ),
+                        };
+                        (answer.status, answer)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    // Meanwhile a well-behaved client from 127.0.0.1 is served every time.
+    for n in 0..30 {
+        let run = server.admin(
+            "POST",
+            "/v1/workflows/greet/runs?wait=5s",
+            &format!(r#"{{"id":"F-{n}"}}"#),
+        );
+        assert_eq!(run.status, 201, "{}", run.body);
+        assert_eq!(run.json()["status"], "succeeded");
+    }
+    let answers: Vec<_> = flood.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let elapsed = started.elapsed().as_secs_f64();
+    let refused = answers.iter().filter(|(s, _)| *s == 429).count();
+    let heard = answers.len() - refused;
+    assert!(
+        answers
+            .iter()
+            .all(|(s, _)| [400, 401, 404, 429].contains(s)),
+        "only refusals: {:?}",
+        answers.iter().map(|(s, _)| s).collect::<Vec<_>>()
+    );
+    // The budget: 20 at once, 5 a second, plus the four requests in flight.
+    assert!(
+        (heard as f64) <= 20.0 + 5.0 * elapsed + 4.0,
+        "{heard} refusals were worked through in {elapsed:.1} s"
+    );
+    assert!(refused > 100, "{refused} of 240 were turned away");
+    let (_, turned_away) = answers.iter().find(|(s, _)| *s == 429).unwrap();
+    assert_eq!(turned_away.code(), "too_many_bad_requests");
+    assert!(
+        turned_away.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.2")
+    );
+    let wait: u64 = turned_away.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=5).contains(&wait), "Retry-After: {wait}");
+
+    // The budget belongs to the address: even a good request waits, then is heard.
+    let good = |from| {
+        request_from(
+            from,
+            &server.address,
+            "GET",
+            "/v1/runs",
+            Some(&server.admin),
+            &[],
+            b"",
+        )
+    };
+    assert_eq!(good(flooder).status, 429);
+    std::thread::sleep(std::time::Duration::from_secs(wait));
+    assert_eq!(good(flooder).status, 200);
+    assert_eq!(good(Ipv4Addr::new(127, 0, 0, 3)).status, 200);
+}

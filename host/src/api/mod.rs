@@ -8,6 +8,7 @@ pub mod auth;
 pub mod error;
 mod exceptions;
 mod feedback;
+pub mod guard;
 pub mod hooks;
 mod metrics;
 pub mod openapi;
@@ -58,12 +59,15 @@ impl AppState {
 pub struct ApiLimits {
     /// Largest request body; larger ones get 413.
     pub max_body_bytes: usize,
+    /// How many malformed requests one client address may send.
+    pub bad_requests: guard::BadRequestBudget,
 }
 
 impl Default for ApiLimits {
     fn default() -> Self {
         ApiLimits {
             max_body_bytes: 8 << 20,
+            bad_requests: guard::BadRequestBudget::default(),
         }
     }
 }
@@ -77,6 +81,10 @@ pub fn router(state: AppState, limits: &ApiLimits) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            guard::Guard::new(limits.bad_requests),
+            guard::limit,
+        ))
         .with_state(Arc::new(state))
 }
 
@@ -120,7 +128,9 @@ pub async fn serve(
     close: tokio::sync::watch::Sender<bool>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
+    // Peer addresses feed the bad-request budget.
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             shutdown.await;
             let _ = close.send(true);

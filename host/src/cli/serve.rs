@@ -23,6 +23,10 @@ pub fn serve(context: &DataDir, args: ServeArgs) -> Result<()> {
     let listen = args.listen.unwrap_or(config.server.listen.clone());
     let limits = ApiLimits {
         max_body_bytes: config.server.max_body_kb * 1024,
+        bad_requests: api::guard::BadRequestBudget {
+            burst: config.server.bad_request_burst,
+            per_second: config.server.bad_request_rate,
+        },
     };
     block_on(async move {
         let engine = context.engine(Recovery::ResumeAll)?;
