@@ -106,18 +106,26 @@ async fn queue_finished_runs(
     loop {
         loop {
             let store = store.clone();
-            let taken = tokio::task::spawn_blocking(move || {
+            let pass = tokio::task::spawn_blocking(move || {
                 store.queue_announced_runs(ANNOUNCE_BATCH, deliveries_for)
             })
             .await;
-            match taken {
-                Ok(Ok(0)) => break,
-                Ok(Ok(_)) => wake.notify_one(),
+            let pass = match pass {
+                Ok(Ok(pass)) => pass,
                 Ok(Err(error)) => {
                     eprintln!("webhooks: queueing run-finished callbacks failed: {error}");
                     break;
                 }
                 Err(_) => break,
+            };
+            for problem in &pass.unreadable {
+                eprintln!("webhooks: skipped a record that cannot be read: {problem}");
+            }
+            if pass.deliveries > 0 {
+                wake.notify_one();
+            }
+            if pass.runs < ANNOUNCE_BATCH {
+                break;
             }
         }
         loop {
@@ -134,8 +142,12 @@ async fn queue_finished_runs(
     }
 }
 
-/// The callbacks for a finished run: one per webhook that wants its workflow.
+/// The callbacks for a finished run: one per webhook that wants its workflow. A run
+/// retried since it was announced gets none now; its next finish announces it again.
 fn deliveries_for(run: RunRecord, hooks: &[Webhook]) -> Vec<(u64, String, Vec<u8>)> {
+    if !run.status.is_finished() {
+        return Vec::new();
+    }
     let body = serde_json::json!({ "event": "run.finished", "run": run }).to_string();
     let now = crate::engine::duration::now_ms();
     hooks
@@ -164,51 +176,12 @@ async fn deliver(store: Store, wake: Arc<Notify>, mut closing: watch::Receiver<b
         .build()
         .into();
     loop {
-        let now = crate::engine::duration::now_ms();
-        let outbox: Vec<(u64, String, Delivery)> = store.outbox().unwrap_or_default();
-        for (due, id, delivery) in outbox {
-            if due > now {
-                break;
-            }
-            let secret = store
-                .webhooks::<Webhook>()
-                .ok()
-                .and_then(|hooks| hooks.into_iter().find(|h| h.id == delivery.webhook))
-                .map(|h| h.secret);
-            let Some(secret) = secret else {
-                // The webhook was removed: nothing to deliver to.
-                let _ = store.settle_delivery(due, &id, DeliveryNext::Done);
-                continue;
-            };
-            let agent = agent.clone();
-            let attempt = delivery.clone();
-            let result = tokio::task::spawn_blocking(move || post(&agent, &secret, &attempt))
-                .await
-                .unwrap_or_else(|e| Err(e.to_string()));
-            let next = match result {
-                Ok(()) => DeliveryNext::Done,
-                Err(error) => {
-                    let mut failed = delivery;
-                    failed.attempts += 1;
-                    failed.last_error = Some(error);
-                    let record = serde_json::to_vec(&failed).expect("plain data");
-                    if failed.attempts >= MAX_ATTEMPTS {
-                        DeliveryNext::Failed(record)
-                    } else {
-                        let wait = FIRST_BACKOFF
-                            .saturating_mul(1 << (failed.attempts - 1).min(16))
-                            .min(MAX_BACKOFF);
-                        DeliveryNext::Retry(now + wait.as_millis() as u64, record)
-                    }
-                }
-            };
-            let _ = store.settle_delivery(due, &id, next);
-        }
-        // Read again: the attempts just made may have rescheduled themselves.
-        let next_due = store
-            .outbox::<Delivery>()
+        // redb reads, commits and blocking HTTP: off the async workers.
+        let (store, agent) = (store.clone(), agent.clone());
+        let next_due = tokio::task::spawn_blocking(move || deliver_due(&store, &agent))
+            .await
             .ok()
-            .and_then(|o| o.first().map(|(due, _, _)| *due));
+            .flatten();
         let sleep = next_due.map_or(Duration::from_secs(60), |due| {
             Duration::from_millis(due.saturating_sub(crate::engine::duration::now_ms()))
         });
@@ -218,6 +191,50 @@ async fn deliver(store: Store, wake: Arc<Notify>, mut closing: watch::Receiver<b
             _ = closing.changed() => return,
         }
     }
+}
+
+/// Attempts every delivery that is due; returns when the next one falls due.
+fn deliver_due(store: &Store, agent: &ureq::Agent) -> Option<u64> {
+    let now = crate::engine::duration::now_ms();
+    let outbox: Vec<(u64, String, Delivery)> = store.outbox().unwrap_or_default();
+    for (due, id, delivery) in outbox {
+        if due > now {
+            break;
+        }
+        let secret = store
+            .webhooks::<Webhook>()
+            .ok()
+            .and_then(|hooks| hooks.into_iter().find(|h| h.id == delivery.webhook))
+            .map(|h| h.secret);
+        let Some(secret) = secret else {
+            // The webhook was removed: nothing to deliver to.
+            let _ = store.settle_delivery(due, &id, DeliveryNext::Done);
+            continue;
+        };
+        let next = match post(agent, &secret, &delivery) {
+            Ok(()) => DeliveryNext::Done,
+            Err(error) => {
+                let mut failed = delivery;
+                failed.attempts += 1;
+                failed.last_error = Some(error);
+                let record = serde_json::to_vec(&failed).expect("plain data");
+                if failed.attempts >= MAX_ATTEMPTS {
+                    DeliveryNext::Failed(record)
+                } else {
+                    let wait = FIRST_BACKOFF
+                        .saturating_mul(1 << (failed.attempts - 1).min(16))
+                        .min(MAX_BACKOFF);
+                    DeliveryNext::Retry(now + wait.as_millis() as u64, record)
+                }
+            }
+        };
+        let _ = store.settle_delivery(due, &id, next);
+    }
+    // Read again: the attempts just made may have rescheduled themselves.
+    store
+        .outbox::<Delivery>()
+        .ok()
+        .and_then(|o| o.first().map(|(due, _, _)| *due))
 }
 
 /// One attempt: a 2xx answer delivers it.

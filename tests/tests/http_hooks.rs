@@ -235,5 +235,35 @@ fn run_finished_callbacks_are_signed_and_retried_until_delivered() {
         4,
         "one callback per finished run"
     );
+
+    // A run that finishes in the commit that starts it (its first step is `end`).
+    let instant = "name: instant\nsteps:\n  - id: done\n    end: '{id: .input.id}'\n";
+    assert_eq!(server.admin("POST", "/v1/workflows", instant).status, 201);
+    server.admin(
+        "POST",
+        "/v1/webhooks",
+        &format!(r#"{{"url":"{}"}}"#, receiver.url("/all")),
+    );
+    let run = server.admin("POST", "/v1/workflows/instant/runs", r#"{"id":"I-1"}"#);
+    assert_eq!(run.json()["status"], "succeeded", "{}", run.body);
+    let mut instant_callbacks = Vec::new();
+    for _ in 0..200 {
+        instant_callbacks = receiver
+            .requests()
+            .into_iter()
+            .filter(|r| r.path == "/all")
+            .collect();
+        if !instant_callbacks.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        instant_callbacks.len(),
+        1,
+        "the instant run is called back once"
+    );
+    let body: Value = serde_json::from_slice(&instant_callbacks[0].body).unwrap();
+    assert_eq!(body["run"]["output"], serde_json::json!({"id": "I-1"}));
     drop(server);
 }

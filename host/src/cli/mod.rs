@@ -8,6 +8,7 @@ mod plugin;
 mod print;
 mod remote;
 mod run;
+mod scaffold;
 mod serve;
 mod workflow;
 

@@ -34,6 +34,8 @@ pub enum PluginCommand {
     Sign(keys::SignArgs),
     /// Run one action of an installed plugin or of a local .wasm file.
     Invoke(InvokeArgs),
+    /// Create a plugin crate (connector or rule) that builds and passes its tests.
+    New(super::scaffold::NewArgs),
 }
 
 #[derive(Args, Debug)]
@@ -123,7 +125,10 @@ pub struct InvokeArgs {
 }
 
 pub fn run(data: &DataDir, command: PluginCommand) -> Result<()> {
-    let managed = !matches!(command, PluginCommand::Sign(_) | PluginCommand::Invoke(_));
+    let managed = !matches!(
+        command,
+        PluginCommand::Sign(_) | PluginCommand::Invoke(_) | PluginCommand::New(_)
+    );
     if managed && let Some(remote) = data.remote()? {
         return over_http(&remote, command);
     }
@@ -164,6 +169,7 @@ pub fn run(data: &DataDir, command: PluginCommand) -> Result<()> {
         PluginCommand::Grant(args) => grant(data, args),
         PluginCommand::Sign(args) => keys::sign(args),
         PluginCommand::Invoke(args) => invoke(data, args),
+        PluginCommand::New(args) => super::scaffold::new(args),
     }
 }
 
@@ -359,7 +365,9 @@ fn over_http(remote: &Remote, command: PluginCommand) -> Result<()> {
             print_granted(&args.plugin, &views);
             Ok(())
         }
-        PluginCommand::Sign(_) | PluginCommand::Invoke(_) => unreachable!("local commands"),
+        PluginCommand::Sign(_) | PluginCommand::Invoke(_) | PluginCommand::New(_) => {
+            unreachable!("local commands")
+        }
     }
 }
 

@@ -150,7 +150,9 @@ impl NewRun {
     /// After the commit: makes the run live and lets it go on (calls its first step).
     /// `inbox_filled`: the commit found a buffered event for the first step.
     pub fn spawn(mut self, inbox_filled: bool) {
-        self.actor.committed(false, false);
+        // A run can finish in its first transition (a branch straight to `end`).
+        let finished = self.actor.run.status.is_finished();
+        self.actor.committed(finished, false);
         if inbox_filled {
             self.actor.live.wake(WAKE_INBOX);
         }

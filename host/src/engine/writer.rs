@@ -59,7 +59,6 @@ pub struct ReviewJob {
 
 /// An external event kept until a step waits for it.
 #[derive(serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 struct BufferedEvent {
     payload: serde_json::Value,
     #[serde(default)]
@@ -67,10 +66,22 @@ struct BufferedEvent {
 }
 
 impl BufferedEvent {
-    /// Reads a buffered event; rows written before events carried their actor
-    /// hold the bare payload.
+    /// Marks the row format; JSON never starts with this byte, and rows written before
+    /// events carried their actor hold the bare payload.
+    const FORMAT: u8 = 1;
+
+    fn encode(&self) -> Vec<u8> {
+        let mut bytes = vec![Self::FORMAT];
+        serde_json::to_writer(&mut bytes, self).expect("JSON values serialise");
+        bytes
+    }
+
     fn decode(bytes: &[u8]) -> Self {
-        serde_json::from_slice(bytes).unwrap_or_else(|_| BufferedEvent {
+        match bytes.split_first() {
+            Some((&Self::FORMAT, json)) => serde_json::from_slice(json).ok(),
+            _ => None,
+        }
+        .unwrap_or_else(|| BufferedEvent {
             payload: serde_json::from_slice(bytes).unwrap_or(serde_json::Value::Null),
             actor: None,
         })
@@ -245,6 +256,9 @@ fn apply(batch: &mut RunBatch<'_>, job: &Job) -> Result<Applied, StoreError> {
                 start.status,
                 &start.run,
             )?;
+            if start.status.parse().is_ok_and(RunStatus::is_finished) {
+                batch.announce_finished(id)?;
+            }
             Ok(Applied::Start(Ok(apply_transition(batch, &start.first)?)))
         }
         Job::Transition(t, _) => Ok(Applied::Transition(apply_transition(batch, t)?)),
@@ -266,8 +280,7 @@ fn apply(batch: &mut RunBatch<'_>, job: &Job) -> Result<Applied, StoreError> {
                 payload: payload.clone(),
                 actor: Some(actor.clone()),
             };
-            let bytes = serde_json::to_vec(&buffered).expect("JSON values serialise");
-            let reached = batch.deliver_event(name, key, &bytes)?;
+            let reached = batch.deliver_event(name, key, &buffered.encode())?;
             let mut runs = Vec::new();
             for (run, path) in reached {
                 batch.push_inbox(

@@ -17,7 +17,7 @@ use grants::grant_addresses;
 pub use grants::{GrantChange, resolve_grants, resolve_limits};
 pub use loaded::{CallReport, LoadSource, LoadedPlugin};
 pub use signing::SignatureError;
-pub use validate::validate_manifest;
+pub use validate::{name_problem, validate_manifest};
 
 use crate::config::Config;
 use crate::runtime::{

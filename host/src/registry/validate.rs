@@ -5,23 +5,22 @@ use super::schema;
 use crate::manifest::{PluginKind, PluginManifest};
 use crate::runtime::HostPattern;
 
+/// What is wrong with a plugin name, if anything.
+pub fn name_problem(name: &str) -> Option<String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    (!ok).then(|| format!("name `{name}` must be 1-64 characters of a-z, 0-9 and `-`"))
+}
+
 /// Checks what `describe()` returned; every problem is listed, not just the first.
 pub fn validate_manifest(manifest: &PluginManifest) -> Result<(), RegistryError> {
     let mut problems = Vec::new();
-    let name_ok = !manifest.name.is_empty()
-        && manifest.name.len() <= 64
-        && manifest
-            .name
-            .starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && manifest
-            .name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !name_ok {
-        problems.push(format!(
-            "name `{}` must be 1-64 characters of a-z, 0-9 and `-`",
-            manifest.name
-        ));
+    if let Some(problem) = name_problem(&manifest.name) {
+        problems.push(problem);
     }
     if let Err(e) = semver::Version::parse(&manifest.version) {
         problems.push(format!(

@@ -13,7 +13,7 @@ mod webhooks;
 pub use feedback::{ReviewCount, StoredCorrection};
 pub use records::{CorrectionRecord, GrantRecord, LimitSettings, PluginRecord, Signer};
 pub use runs::{EventHead, RunBatch, RunIndex, RunQuery, StoredEvent, TimerEntry};
-pub use webhooks::DeliveryNext;
+pub use webhooks::{Announced, DeliveryNext};
 
 /// The layout version this build writes. A database with a higher version was written
 /// by a newer Baton and is refused rather than misread. Version 1 (development builds

@@ -2,7 +2,7 @@
 
 use super::tables::{RUNS, RUNS_TO_ANNOUNCE, WEBHOOK_FAILED, WEBHOOK_OUTBOX, WEBHOOKS};
 use super::{Result, Store, decode, encode};
-use redb::{ReadableDatabase, ReadableTable};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde::{Serialize, de::DeserializeOwned};
 
 impl Store {
@@ -37,21 +37,35 @@ impl Store {
 
     /// Turns up to `limit` runs announced as finished into deliveries, in one
     /// transaction. `build` gets a run's record and every webhook and returns the
-    /// deliveries `(due ms, id, record)` to queue. Returns how many runs it took.
+    /// deliveries `(due ms, id, record)` to queue. A record that cannot be read is
+    /// skipped (and named in the result) rather than left to block the rest.
     pub fn queue_announced_runs<R: DeserializeOwned, W: DeserializeOwned>(
         &self,
         limit: usize,
         build: impl Fn(R, &[W]) -> Vec<(u64, String, Vec<u8>)>,
-    ) -> Result<usize> {
+    ) -> Result<Announced> {
+        // Most calls find nothing: a read costs no commit.
+        if self
+            .db
+            .begin_read()?
+            .open_table(RUNS_TO_ANNOUNCE)?
+            .is_empty()?
+        {
+            return Ok(Announced::default());
+        }
         let txn = self.db.begin_write()?;
-        let taken = {
+        let mut done = Announced::default();
+        {
             let mut announced = txn.open_table(RUNS_TO_ANNOUNCE)?;
             let runs = txn.open_table(RUNS)?;
             let mut outbox = txn.open_table(WEBHOOK_OUTBOX)?;
             let mut hooks: Vec<W> = Vec::new();
             for entry in txn.open_table(WEBHOOKS)?.iter()? {
                 let (key, value) = entry?;
-                hooks.push(decode("webhooks", key.value(), value.value())?);
+                match decode("webhooks", key.value(), value.value()) {
+                    Ok(hook) => hooks.push(hook),
+                    Err(e) => done.unreadable.push(e.to_string()),
+                }
             }
             let ids: Vec<String> = announced
                 .iter()?
@@ -63,15 +77,22 @@ impl Store {
                 let Some(record) = runs.get(id.as_str())? else {
                     continue;
                 };
-                let run: R = decode("runs", id, record.value())?;
+                let run: R = match decode("runs", id, record.value()) {
+                    Ok(run) => run,
+                    Err(e) => {
+                        done.unreadable.push(e.to_string());
+                        continue;
+                    }
+                };
                 for (due, delivery, body) in build(run, &hooks) {
                     outbox.insert((due, delivery.as_str()), body.as_slice())?;
+                    done.deliveries += 1;
                 }
             }
-            ids.len()
-        };
+            done.runs = ids.len();
+        }
         txn.commit()?;
-        Ok(taken)
+        Ok(done)
     }
 
     /// Deliveries in the outbox, soonest first: `(due ms, id, record)`.
@@ -124,6 +145,17 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// What one pass over the announced runs did.
+#[derive(Debug, Default)]
+pub struct Announced {
+    /// Runs taken off the announced list.
+    pub runs: usize,
+    /// Deliveries queued for them.
+    pub deliveries: usize,
+    /// Records that could not be read, each described; they were skipped.
+    pub unreadable: Vec<String>,
 }
 
 /// What becomes of a delivery after an attempt (records JSON-encoded by the caller).
