@@ -335,14 +335,8 @@ impl Engine {
                 source: Box::new(source),
             };
             let target: PluginRef = reference.parse().map_err(unavailable)?;
-            let record = inner.registry.resolve(&target).map_err(unavailable)?;
-            plugins.insert(
-                reference.clone(),
-                PinnedPlugin {
-                    version: record.manifest.version,
-                    digest: record.digest,
-                },
-            );
+            let (version, digest) = inner.registry.pin(&target).map_err(unavailable)?;
+            plugins.insert(reference.clone(), PinnedPlugin { version, digest });
         }
         let now = now_ms();
         let run = RunRecord {

@@ -447,6 +447,16 @@ impl Registry {
             .await
     }
 
+    /// The version and digest `target` resolves to now, what a new run pins. Served
+    /// from the same cache as calls: starting a run reads no plugin record.
+    pub fn pin(&self, target: &PluginRef) -> Result<(String, String), RegistryError> {
+        let callable = self.callable(target)?;
+        Ok((
+            callable.plugin.manifest.version.clone(),
+            callable.plugin.digest.clone(),
+        ))
+    }
+
     fn callable(&self, target: &PluginRef) -> Result<Arc<Callable>, RegistryError> {
         let key = target.to_string();
         if let Some(callable) = self.callables.lock().expect("callables lock").get(&key) {
