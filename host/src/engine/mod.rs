@@ -18,6 +18,7 @@ pub mod audit;
 pub mod definition;
 pub mod duration;
 pub mod expr;
+pub mod fault;
 mod run;
 pub mod state;
 pub mod task;

@@ -1288,6 +1288,9 @@ impl Actor {
                         }
                     }
                 };
+                if result.is_ok() {
+                    super::fault::hold_after_call(&name, &action, &path).await;
+                }
                 CallDone {
                     path,
                     generation,

@@ -1,0 +1,250 @@
+//! Submitting the sample batch, and reporting where each invoice stands.
+
+use crate::cli::Cli;
+use crate::processes::Server;
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The workflow `workflow.yaml` defines.
+const WORKFLOW: &str = "invoice-approval";
+/// Steps where a person acts; a run that went through none of them went straight through.
+const PEOPLE_STEPS: &[&str] = &["review-reading", "manager-approval", "mismatch-review"];
+
+/// One entry of `batch.json`.
+#[derive(Deserialize)]
+struct Entry {
+    invoice_id: String,
+    file: String,
+    submitted_by: String,
+    note: String,
+}
+
+/// A submitted invoice and its run.
+pub struct Submitted {
+    pub invoice_id: String,
+    pub run_id: String,
+}
+
+/// Starts a run per invoice of `batch.json` (or of `only`), with the invoice id as the
+/// idempotency key: a second demo gets the runs the first one started.
+pub fn submit(intake: &Cli, example: &Path, only: &[String]) -> Result<Vec<Submitted>> {
+    let path = example.join("batch.json");
+    let entries: Vec<Entry> = serde_json::from_str(&std::fs::read_to_string(&path)?)
+        .with_context(|| format!("{} is not a list of invoices", path.display()))?;
+    if let Some(unknown) = only
+        .iter()
+        .find(|id| !entries.iter().any(|e| &e.invoice_id == *id))
+    {
+        bail!("--invoices: {unknown} is not in {}", path.display());
+    }
+    let mut submitted = Vec::new();
+    for entry in entries
+        .iter()
+        .filter(|e| only.is_empty() || only.contains(&e.invoice_id))
+    {
+        let document = std::fs::read_to_string(example.join(&entry.file))
+            .with_context(|| format!("cannot read {}", entry.file))?;
+        let input = json!({
+            "invoice_id": entry.invoice_id,
+            "document": document,
+            "submitted_by": entry.submitted_by,
+        });
+        let args = [
+            "run",
+            "start",
+            WORKFLOW,
+            "--idempotency-key",
+            &entry.invoice_id,
+            "--input",
+            &input.to_string(),
+        ];
+        if submitted.is_empty() {
+            println!(
+                "   $ baton {} --input '{{\"invoice_id\": …, \"document\": …}}'",
+                args[..5].join(" ")
+            );
+        }
+        let run = intake.json(&args)?;
+        let run_id = run["id"]
+            .as_str()
+            .context("`run start` printed no run id")?;
+        println!("   {} → run {run_id}   ({})", entry.invoice_id, entry.note);
+        submitted.push(Submitted {
+            invoice_id: entry.invoice_id.clone(),
+            run_id: run_id.to_owned(),
+        });
+    }
+    Ok(submitted)
+}
+
+/// Where the batch stands.
+#[derive(Default)]
+pub struct Summary {
+    submitted: usize,
+    paid_straight: Vec<String>,
+    paid_after_people: Vec<String>,
+    rejected: Vec<String>,
+    /// invoice → task title
+    waiting_for_person: Vec<(String, String)>,
+    /// invoice → failure
+    exceptions: Vec<(String, String)>,
+    failed: Vec<(String, String)>,
+    other: Vec<(String, String)>,
+}
+
+/// Waits until no submitted run is still working (they all finished, or wait for a
+/// person), up to `timeout`, then sorts them.
+pub fn settle(
+    admin: &Cli,
+    submitted: &[Submitted],
+    timeout: Duration,
+    server: &mut Server,
+) -> Result<Summary> {
+    let deadline = Instant::now() + timeout;
+    let statuses = loop {
+        server.check_alive()?;
+        let runs = admin.json(&["run", "list", "--workflow", WORKFLOW, "--limit", "1000"])?;
+        let statuses: BTreeMap<String, String> = runs
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| {
+                Some((
+                    r["id"].as_str()?.to_owned(),
+                    r["status"].as_str()?.to_owned(),
+                ))
+            })
+            .collect();
+        let busy = submitted.iter().any(|s| {
+            matches!(
+                statuses.get(&s.run_id).map(String::as_str),
+                Some("running") | None
+            )
+        });
+        if !busy || Instant::now() >= deadline {
+            break statuses;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+
+    let tasks = admin.json(&["task", "list", "--all"])?;
+    let exceptions = admin.json(&["exception", "list"])?;
+    let mut summary = Summary {
+        submitted: submitted.len(),
+        ..Summary::default()
+    };
+    for s in submitted {
+        let invoice = s.invoice_id.clone();
+        let for_run = |list: &Value| -> Option<Value> {
+            list.as_array()?
+                .iter()
+                .find(|item| item["run_id"] == s.run_id.as_str())
+                .cloned()
+        };
+        match statuses
+            .get(&s.run_id)
+            .map(String::as_str)
+            .unwrap_or("unknown")
+        {
+            "succeeded" => {
+                let run = admin.json(&["run", "show", &s.run_id])?;
+                if run["output"]["status"] == "rejected" {
+                    summary.rejected.push(invoice);
+                } else if went_through_people(&run) {
+                    summary.paid_after_people.push(invoice);
+                } else {
+                    summary.paid_straight.push(invoice);
+                }
+            }
+            "waiting" => {
+                if let Some(task) = for_run(&tasks) {
+                    let title = task["title"].as_str().unwrap_or("a task").to_owned();
+                    summary.waiting_for_person.push((invoice, title));
+                } else if let Some(exception) = for_run(&exceptions) {
+                    let failure = &exception["failure"];
+                    let what = format!(
+                        "{}: {} ({})",
+                        exception["path"].as_str().unwrap_or("?"),
+                        failure["code"].as_str().unwrap_or("?"),
+                        failure["message"].as_str().unwrap_or("")
+                    );
+                    summary.exceptions.push((invoice, what));
+                } else {
+                    summary.other.push((invoice, "waiting".into()));
+                }
+            }
+            "failed" => {
+                let run = admin.json(&["run", "show", &s.run_id])?;
+                let message = run["failure"]["message"].as_str().unwrap_or("").to_owned();
+                summary.failed.push((invoice, message));
+            }
+            status => summary.other.push((invoice, status.to_owned())),
+        }
+    }
+    Ok(summary)
+}
+
+fn went_through_people(run: &Value) -> bool {
+    run["steps"].as_array().into_iter().flatten().any(|step| {
+        step["id"]
+            .as_str()
+            .is_some_and(|id| PEOPLE_STEPS.contains(&id))
+    })
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |ids: &[String]| ids.join(", ");
+        writeln!(f)?;
+        writeln!(f, "== Summary of {} invoices", self.submitted)?;
+        writeln!(
+            f,
+            "   paid straight through:   {:>2}  {}",
+            self.paid_straight.len(),
+            list(&self.paid_straight)
+        )?;
+        if !self.paid_after_people.is_empty() {
+            writeln!(
+                f,
+                "   paid after a person:     {:>2}  {}",
+                self.paid_after_people.len(),
+                list(&self.paid_after_people)
+            )?;
+        }
+        writeln!(
+            f,
+            "   rejected (submitter emailed): {:>2}  {}",
+            self.rejected.len(),
+            list(&self.rejected)
+        )?;
+        writeln!(
+            f,
+            "   waiting for a person:    {:>2}",
+            self.waiting_for_person.len()
+        )?;
+        for (invoice, title) in &self.waiting_for_person {
+            writeln!(f, "      {invoice}: {title}")?;
+        }
+        writeln!(
+            f,
+            "   in the exception queue:  {:>2}",
+            self.exceptions.len()
+        )?;
+        for (invoice, what) in &self.exceptions {
+            writeln!(f, "      {invoice}: {what}")?;
+        }
+        writeln!(f, "   failed:                  {:>2}", self.failed.len())?;
+        for (invoice, message) in &self.failed {
+            writeln!(f, "      {invoice}: {message}")?;
+        }
+        for (invoice, status) in &self.other {
+            writeln!(f, "   {invoice}: still {status}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,185 @@
+//! The demo's child processes: the stand-ins and `baton serve`, with their logs in
+//! DATA/demo.
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Duration;
+
+/// The API key every stand-in accepts; granted to the plugins as their secret.
+pub const STANDIN_API_KEY: &str = "demo-key";
+
+/// The running stand-ins. They exit when this is dropped (their stdin closes).
+pub struct StandIns {
+    child: Child,
+    _stdin: ChildStdin,
+    pub erp: String,
+    pub llm: String,
+    pub payments: String,
+    pub sink: String,
+}
+
+#[derive(Deserialize)]
+struct Listening {
+    erp: String,
+    llm: String,
+    payments: String,
+    sink: String,
+}
+
+impl StandIns {
+    /// Starts `baton-standins` with the example's ERP data and its scripted faults: the
+    /// AI misreads Umbrella Logistics' PO numbers, and the ERP is down for PO-5019.
+    pub fn start(bin: &Path, demo: &Path, example: &Path) -> Result<StandIns> {
+        let log = File::create(demo.join("standins.log"))?;
+        let mut child = Command::new(bin)
+            .arg("--state")
+            .arg(demo.join("standins"))
+            .arg("--erp-seed")
+            .arg(example.join("erp-seed.json"))
+            .args(["--misread", "Umbrella Logistics BV:po_number=PO-5O20"])
+            .args(["--erp-outage", "PO-5019"])
+            .args(["--api-key", STANDIN_API_KEY, "--exit-with-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let stdin = child.stdin.take().expect("piped");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+        let urls: Listening = serde_json::from_str(&line).with_context(|| {
+            format!(
+                "the stand-ins did not say where they listen (see {})",
+                demo.join("standins.log").display()
+            )
+        })?;
+        Ok(StandIns {
+            child,
+            _stdin: stdin,
+            erp: urls.erp,
+            llm: urls.llm,
+            payments: urls.payments,
+            sink: urls.sink,
+        })
+    }
+
+    /// (system, URL) of each stand-in, for people to look at.
+    pub fn urls(&self) -> [(&'static str, &str); 4] {
+        [
+            ("erp", &self.erp),
+            ("llm", &self.llm),
+            ("payments", &self.payments),
+            ("sink", &self.sink),
+        ]
+    }
+}
+
+impl Drop for StandIns {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `baton serve`.
+pub struct Server {
+    child: Child,
+    /// `http://HOST:PORT`
+    pub url: String,
+    /// Where its stdout and stderr go.
+    pub log: PathBuf,
+}
+
+impl Server {
+    /// Starts `baton serve` on `data`, and waits until it says where it listens.
+    pub fn start(bin: &Path, data: &Path, listen: &str, demo: &Path) -> Result<Server> {
+        let log_path = demo.join("baton.log");
+        let log = File::options().create(true).append(true).open(&log_path)?;
+        let mut child = Command::new(bin)
+            .args(["serve", "--listen", listen, "--data"])
+            .arg(data)
+            .env_remove("BATON_LISTEN")
+            .env_remove("BATON_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(log.try_clone()?)
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let mut log = log;
+        let mut url = None;
+        for line in lines.by_ref() {
+            let line = line?;
+            writeln!(log, "{line}")?;
+            if let Some(address) = line.strip_prefix("listening on ") {
+                url = Some(address.trim().to_owned());
+                break;
+            }
+        }
+        // Keep copying its output to the log so it never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let _ = writeln!(log, "{line}");
+            }
+        });
+        let Some(url) = url else {
+            let _ = child.wait();
+            bail!(
+                "`baton serve` stopped before it listened; see {} (is {listen} in use? \
+                 pass --listen 127.0.0.1:0 to let the OS pick a port)",
+                log_path.display()
+            );
+        };
+        Ok(Server {
+            child,
+            url,
+            log: log_path,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Fails if the server has exited (crashed, or was killed).
+    pub fn check_alive(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!(
+                "`baton serve` exited ({status}); see {}",
+                self.log.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Stops the server gracefully (SIGTERM) and waits for it.
+    pub fn stop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Blocks until Ctrl-C or SIGTERM, or until the server exits by itself.
+pub fn wait_for_stop(server: &mut Server) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return Ok(()),
+                _ = terminate.recv() => return Ok(()),
+                _ = tokio::time::sleep(Duration::from_millis(500)) => server.check_alive()?,
+            }
+        }
+    })
+}
