@@ -135,6 +135,23 @@ impl HttpError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, HttpError::Timeout(_) | HttpError::Connection(_))
     }
+
+    /// This error as the failure of a call to `service` (a name for people, e.g. `"the
+    /// ERP"`): timeouts and connection errors become `upstream_unavailable` (retryable,
+    /// the message names the service); the rest map as `From<HttpError> for Failure`
+    /// (`host_denied`, `invalid_request`, `invalid_response`). Pairs with
+    /// [`Response::failure`].
+    pub fn upstream_failure(self, service: &str) -> Failure {
+        if self.is_retryable() {
+            Failure::new(
+                "upstream_unavailable",
+                format!("{service} is unreachable: {self}"),
+            )
+            .retryable()
+        } else {
+            self.into()
+        }
+    }
 }
 
 /// `Denied` → `host_denied` (not retryable); `Timeout`/`Connection` → `unreachable`
@@ -184,6 +201,81 @@ impl Response {
     /// The body as text (invalid UTF-8 replaced with `�`).
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Whether asking again may get another answer: 408, 429 and 5xx.
+    pub fn is_retryable_status(&self) -> bool {
+        self.status == 408 || self.status == 429 || self.status >= 500
+    }
+
+    /// The error a service explained in the body: the text of `{"error": "..."}`,
+    /// `{"error": {"message": "..."}}` (OpenAI style), `{"message": "..."}` or
+    /// `{"detail": "..."}`; otherwise the body as text, trimmed and cut at 500
+    /// characters (empty for an empty body).
+    pub fn error_message(&self) -> String {
+        if let Ok(body) = serde_json::from_slice::<serde_json::Value>(&self.body) {
+            let found = [
+                &body["error"],
+                &body["error"]["message"],
+                &body["message"],
+                &body["detail"],
+            ]
+            .into_iter()
+            .find_map(|v| v.as_str());
+            if let Some(text) = found {
+                return text.to_string();
+            }
+        }
+        let text = self.text();
+        let text = text.trim();
+        match text.char_indices().nth(500) {
+            Some((cut, _)) => format!("{}…", &text[..cut]),
+            None => text.to_string(),
+        }
+    }
+
+    /// The conventional failure for a non-2xx answer from `service` (a name for people,
+    /// e.g. `"the ERP"`), for the statuses a connector has no more specific code for:
+    ///
+    /// | status | code | retryable |
+    /// |---|---|---|
+    /// | 401, 403 | `unauthorized` | no |
+    /// | 404 | `not_found` | no |
+    /// | 408, 429, 5xx | `upstream_unavailable` | yes |
+    /// | any other | `upstream_error` | no |
+    ///
+    /// The message names the service, the status and [`error_message`](Self::error_message);
+    /// the details are `{"status": N, "error": "<error_message>"}`.
+    ///
+    /// ```
+    /// let r = baton_sdk::http::Response {
+    ///     status: 503,
+    ///     headers: vec![],
+    ///     body: br#"{"error": "ERP unavailable"}"#.to_vec(),
+    /// };
+    /// let f = r.failure("the ERP");
+    /// assert_eq!((f.code.as_str(), f.retryable), ("upstream_unavailable", true));
+    /// assert_eq!(f.message, "the ERP answered 503: ERP unavailable");
+    /// ```
+    pub fn failure(&self, service: &str) -> Failure {
+        let code = match self.status {
+            401 | 403 => "unauthorized",
+            404 => "not_found",
+            _ if self.is_retryable_status() => "upstream_unavailable",
+            _ => "upstream_error",
+        };
+        let error = self.error_message();
+        let mut message = format!("{service} answered {}", self.status);
+        if !error.is_empty() {
+            message.push_str(": ");
+            message.push_str(&error);
+        }
+        if code == "unauthorized" {
+            message.push_str(" (check the API key granted to this plugin)");
+        }
+        Failure::new(code, message)
+            .with_retryable(self.is_retryable_status())
+            .with_details(serde_json::json!({ "status": self.status, "error": error }))
     }
 }
 
@@ -579,5 +671,75 @@ mod tests {
         assert!(f.message.contains("not granted to this plugin"));
         let f: Failure = HttpError::Timeout("x".into()).into();
         assert_eq!((f.code.as_str(), f.retryable), ("unreachable", true));
+    }
+
+    #[test]
+    fn errors_become_upstream_failures() {
+        let f =
+            HttpError::Connection("connection refused (erp:80)".into()).upstream_failure("the ERP");
+        assert_eq!(
+            (f.code.as_str(), f.retryable),
+            ("upstream_unavailable", true)
+        );
+        assert!(f.message.starts_with("the ERP is unreachable: "), "{f}");
+        let f = HttpError::Denied { host: "erp".into() }.upstream_failure("the ERP");
+        assert_eq!((f.code.as_str(), f.retryable), ("host_denied", false));
+    }
+
+    fn response(status: u16, body: &str) -> Response {
+        Response {
+            status,
+            headers: vec![],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn statuses_become_failures() {
+        for (status, code, retryable) in [
+            (401, "unauthorized", false),
+            (403, "unauthorized", false),
+            (404, "not_found", false),
+            (408, "upstream_unavailable", true),
+            (429, "upstream_unavailable", true),
+            (500, "upstream_unavailable", true),
+            (503, "upstream_unavailable", true),
+            (400, "upstream_error", false),
+            (422, "upstream_error", false),
+        ] {
+            let f = response(status, "").failure("svc");
+            assert_eq!(
+                (f.code.as_str(), f.retryable),
+                (code, retryable),
+                "{status}"
+            );
+            assert_eq!(
+                f.details,
+                Some(serde_json::json!({ "status": status, "error": "" }))
+            );
+        }
+        let f = response(404, r#"{"error": "purchase order PO-9 not found"}"#).failure("the ERP");
+        assert_eq!(
+            f.message,
+            "the ERP answered 404: purchase order PO-9 not found"
+        );
+        assert_eq!(f.details.unwrap()["error"], "purchase order PO-9 not found");
+    }
+
+    #[test]
+    fn error_messages_are_found_in_common_shapes() {
+        let msg = |body: &str| response(500, body).error_message();
+        assert_eq!(msg(r#"{"error": "down"}"#), "down");
+        assert_eq!(
+            msg(r#"{"error": {"message": "slow down", "type": "rate_limit"}}"#),
+            "slow down"
+        );
+        assert_eq!(msg(r#"{"message": "nope"}"#), "nope");
+        assert_eq!(msg(r#"{"detail": "bad"}"#), "bad");
+        assert_eq!(msg("  <h1>Bad gateway</h1>\n"), "<h1>Bad gateway</h1>");
+        assert_eq!(msg(r#"{"other": 1}"#), r#"{"other": 1}"#);
+        let long = msg(&"é".repeat(600));
+        assert_eq!(long.chars().count(), 501);
+        assert!(long.ends_with('…'));
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod stand_in;
+pub mod standins;
 
 use baton::config::Config;
 use baton::engine::state::{RunView, StepRecord};
@@ -21,6 +22,10 @@ const PLUGINS: &[(&str, &str)] = &[
     ("plugin-echo", "echo"),
     ("plugin-http", "http"),
     ("plugin-invoice-rules", "invoice_rules"),
+    ("plugin-ai-extract", "ai_extract"),
+    ("plugin-erp", "erp"),
+    ("plugin-payments", "payments"),
+    ("plugin-notify", "notify"),
     ("plugin-hostile", "hostile"),
     ("plugin-hostile-rule", "hostile_rule"),
     ("plugin-echo-next", "echo_next"),
@@ -86,22 +91,35 @@ pub fn plugin_bytes(name: &str) -> Vec<u8> {
 pub fn baton_bin() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
-        .get_or_init(|| {
-            let bin = target_dir().join("debug/baton");
-            if !is_fresh(&bin) {
-                let status = cargo()
-                    .args(["build", "--quiet", "-p", "baton", "--bin", "baton"])
-                    .status()
-                    .expect("cargo runs");
-                assert!(status.success(), "building baton failed");
-            }
-            bin
-        })
+        .get_or_init(|| fresh_bin("baton", "baton", &["host/src", "wit"]))
         .clone()
 }
 
-/// Whether `bin` exists and is newer than every source file of the host.
-fn is_fresh(bin: &Path) -> bool {
+/// The `invoice-demo` binary (`examples/invoice`), built if missing or stale.
+pub fn demo_bin() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| fresh_bin("invoice-demo", "invoice-demo", &["examples/invoice/src"]))
+        .clone()
+}
+
+/// The debug binary `bin` of `package`, built first if it is missing or older than
+/// any file under `sources` (directories relative to the workspace root).
+fn fresh_bin(package: &str, bin: &str, sources: &[&str]) -> PathBuf {
+    let path = target_dir().join("debug").join(bin);
+    if !is_fresh(&path, sources) {
+        let status = cargo()
+            .args(["build", "--quiet", "-p", package, "--bin", bin])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building {bin} failed");
+    }
+    path
+}
+
+/// Whether `bin` exists and is newer than every file under `sources` (directories
+/// relative to the workspace root).
+fn is_fresh(bin: &Path, sources: &[&str]) -> bool {
     let Ok(built) = std::fs::metadata(bin).and_then(|m| m.modified()) else {
         return false;
     };
@@ -122,8 +140,12 @@ fn is_fresh(bin: &Path) -> bool {
         latest
     }
     let root = workspace_root();
-    let sources = newest(&root.join("host/src")).max(newest(&root.join("wit")));
-    built >= sources
+    let newest_source = sources
+        .iter()
+        .map(|dir| newest(&root.join(dir)))
+        .max()
+        .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+    built >= newest_source
 }
 
 /// Runs the real `baton` binary on data directory `data`, in directory `cwd`, without

@@ -199,51 +199,43 @@ fn went_through_people(run: &Value) -> bool {
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let list = |ids: &[String]| ids.join(", ");
+        fn row(f: &mut fmt::Formatter<'_>, label: &str, count: usize, ids: &str) -> fmt::Result {
+            writeln!(f, "   {:<30}{count:>3}  {ids}", format!("{label}:"))
+        }
+        fn details(f: &mut fmt::Formatter<'_>, items: &[(String, String)]) -> fmt::Result {
+            items
+                .iter()
+                .try_for_each(|(invoice, what)| writeln!(f, "      {invoice}: {what}"))
+        }
         writeln!(f)?;
         writeln!(f, "== Summary of {} invoices", self.submitted)?;
-        writeln!(
+        row(
             f,
-            "   paid straight through:   {:>2}  {}",
+            "paid straight through",
             self.paid_straight.len(),
-            list(&self.paid_straight)
+            &self.paid_straight.join(", "),
         )?;
-        if !self.paid_after_people.is_empty() {
-            writeln!(
-                f,
-                "   paid after a person:     {:>2}  {}",
-                self.paid_after_people.len(),
-                list(&self.paid_after_people)
-            )?;
-        }
-        writeln!(
+        row(
             f,
-            "   rejected (submitter emailed): {:>2}  {}",
+            "paid after a person acted",
+            self.paid_after_people.len(),
+            &self.paid_after_people.join(", "),
+        )?;
+        row(
+            f,
+            "rejected (submitter emailed)",
             self.rejected.len(),
-            list(&self.rejected)
+            &self.rejected.join(", "),
         )?;
-        writeln!(
-            f,
-            "   waiting for a person:    {:>2}",
-            self.waiting_for_person.len()
-        )?;
-        for (invoice, title) in &self.waiting_for_person {
-            writeln!(f, "      {invoice}: {title}")?;
-        }
-        writeln!(
-            f,
-            "   in the exception queue:  {:>2}",
-            self.exceptions.len()
-        )?;
-        for (invoice, what) in &self.exceptions {
-            writeln!(f, "      {invoice}: {what}")?;
-        }
-        writeln!(f, "   failed:                  {:>2}", self.failed.len())?;
-        for (invoice, message) in &self.failed {
-            writeln!(f, "      {invoice}: {message}")?;
-        }
-        for (invoice, status) in &self.other {
-            writeln!(f, "   {invoice}: still {status}")?;
+        row(f, "waiting for a person", self.waiting_for_person.len(), "")?;
+        details(f, &self.waiting_for_person)?;
+        row(f, "in the exception queue", self.exceptions.len(), "")?;
+        details(f, &self.exceptions)?;
+        row(f, "failed", self.failed.len(), "")?;
+        details(f, &self.failed)?;
+        if !self.other.is_empty() {
+            row(f, "still working", self.other.len(), "")?;
+            details(f, &self.other)?;
         }
         Ok(())
     }

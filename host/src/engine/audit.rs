@@ -54,7 +54,9 @@ pub enum EventKind {
     RetryScheduled {
         path: String,
         attempt: u32,
-        at_ms: u64,
+        /// When the attempt is due. (Not `at_ms`: that is the event's own time, and the
+        /// flattened JSON would hold the key twice.)
+        retry_at_ms: u64,
     },
     StepFailed {
         path: String,
@@ -173,6 +175,15 @@ pub fn entry(run: &str, event: &StoredEvent) -> Option<serde_json::Value> {
     Some(serde_json::Value::Object(entry))
 }
 
+/// What verification reads of an event: its place in the chain. Reading no more keeps
+/// every event verifiable whatever its kind holds, including `retry_scheduled` events
+/// written before their due time was renamed, which held `at_ms` twice.
+#[derive(Deserialize)]
+struct Link {
+    seq: u64,
+    prev: String,
+}
+
 /// Builds the next event of a chain whose head is `head` (`None`: the first).
 pub fn chain(head: Option<&EventHead>, at_ms: u64, kind: EventKind) -> StoredEvent {
     let (seq, prev) = match head {
@@ -280,7 +291,7 @@ fn check_chain(run: &str, log: &[StoredEvent], head: Option<&EventHead>) -> Resu
                 "the event's content does not match its hash (edited)".into(),
             ));
         }
-        let parsed: Event = serde_json::from_slice(&event.body)
+        let parsed: Link = serde_json::from_slice(&event.body)
             .map_err(|e| broken(event.seq, format!("the event is unreadable: {e}")))?;
         if parsed.seq != event.seq {
             return Err(broken(
@@ -380,5 +391,38 @@ mod tests {
         swapped[1] = StoredEvent { seq: 1, ..b };
         swapped[2] = StoredEvent { seq: 2, ..a };
         assert!(check_chain("r", &swapped, Some(&head)).is_err());
+    }
+
+    #[test]
+    fn a_retry_event_reads_back_and_legacy_ones_with_a_doubled_time_still_verify() {
+        let retry = chain(
+            None,
+            7,
+            EventKind::RetryScheduled {
+                path: "pay".into(),
+                attempt: 2,
+                retry_at_ms: 9,
+            },
+        );
+        let read: Event = serde_json::from_slice(&retry.body).expect("reads back");
+        assert_eq!(read.at_ms, 7);
+        assert!(matches!(
+            read.kind,
+            EventKind::RetryScheduled { retry_at_ms: 9, .. }
+        ));
+        assert!(check_chain("r", std::slice::from_ref(&retry), Some(&head_of(&retry))).is_ok());
+
+        // Before the rename, the due time was a second `at_ms` key.
+        let body = format!(
+            r#"{{"seq":0,"at_ms":7,"prev":"{}","type":"retry_scheduled","path":"pay","attempt":2,"at_ms":9}}"#,
+            hex::encode([0u8; 32])
+        )
+        .into_bytes();
+        let legacy = StoredEvent {
+            seq: 0,
+            hash: Sha256::digest(&body).into(),
+            body,
+        };
+        assert!(check_chain("r", std::slice::from_ref(&legacy), Some(&head_of(&legacy))).is_ok());
     }
 }

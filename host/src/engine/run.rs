@@ -1379,7 +1379,7 @@ impl Actor {
             self.event(EventKind::RetryScheduled {
                 path: path.to_owned(),
                 attempt: number + 1,
-                at_ms: at,
+                retry_at_ms: at,
             });
         } else {
             self.step_failed(path, failure);

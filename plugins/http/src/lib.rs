@@ -116,7 +116,7 @@ fn request(ctx: &Call, input: RequestIn) -> Result<RequestOut, Failure> {
 
     if !response.is_success() {
         let status = response.status;
-        let retryable = status >= 500 || status == 408 || status == 429;
+        let retryable = response.is_retryable_status();
         return Err(Failure::new(
             "http_status",
             format!(
