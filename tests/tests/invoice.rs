@@ -35,7 +35,14 @@ impl Demo {
 
     /// Starts the demo on `data` and reads its output up to the line `until` (or its end).
     fn start_until(data: &Path, extra: &[&str], env: &[(&str, &str)], until: &str) -> Demo {
+        // The demo's own `cargo build` selects fewer packages than `cargo test
+        // --workspace`, so features unify differently and it would rebuild the host: the
+        // test builds what the demo needs the test's way and says so with --no-build.
+        baton_tests::baton_bin();
+        baton_tests::standins::standins_bin();
+        baton_tests::plugin_wasm("ai_extract");
         let mut child = Command::new(baton_tests::demo_bin())
+            .arg("--no-build")
             .arg("--data")
             .arg(data)
             .args(["--listen", "127.0.0.1:0"])

@@ -67,21 +67,21 @@ impl Cli {
     }
 }
 
-/// The arguments as a person would type them: long values shortened, secrets hidden.
+/// The arguments as a person would type them: paths inside the workspace relative to
+/// it, long values shortened, secret values hidden.
 fn shown(args: &[&str]) -> String {
+    let root = format!("{}/", crate::compile::workspace_root().display());
     args.iter()
         .map(|arg| {
+            let arg = arg.strip_prefix(root.as_str()).unwrap_or(arg);
             let arg = match arg.split_once('=') {
                 Some((name, _)) if name.ends_with("key") && !arg.starts_with("--") => {
                     format!("{name}=…")
                 }
-                _ => arg.to_string(),
+                _ => arg.to_owned(),
             };
-            if arg.len() > 60 {
-                format!(
-                    "'{}…'",
-                    &arg[..arg.char_indices().nth(40).map_or(arg.len(), |(i, _)| i)]
-                )
+            if arg.chars().count() > 72 {
+                format!("'{}…'", arg.chars().take(48).collect::<String>())
             } else if arg.contains([' ', '"', '{']) {
                 format!("'{arg}'")
             } else {

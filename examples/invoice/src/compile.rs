@@ -69,8 +69,29 @@ pub fn build_all() -> Result<Built> {
         args.extend(["-p", package]);
     }
     cargo(&args)?;
+    Ok(paths())
+}
+
+/// What [`build_all`] would build, which must already be there.
+pub fn already_built() -> Result<Built> {
+    let built = paths();
+    let all = [&built.baton, &built.standins]
+        .into_iter()
+        .chain(built.plugins.iter().map(|(_, wasm)| wasm));
+    for path in all {
+        if !path.exists() {
+            bail!(
+                "--no-build: {} is missing; run without --no-build",
+                path.display()
+            );
+        }
+    }
+    Ok(built)
+}
+
+fn paths() -> Built {
     let target = target_dir();
-    Ok(Built {
+    Built {
         baton: target.join("debug/baton"),
         standins: target.join("debug/baton-standins"),
         plugins: PLUGINS
@@ -80,5 +101,5 @@ pub fn build_all() -> Result<Built> {
                 (stem.to_string(), wasm)
             })
             .collect(),
-    })
+    }
 }

@@ -41,6 +41,10 @@ struct Args {
     /// Stop everything after the summary instead of serving until Ctrl-C.
     #[arg(long)]
     exit_after_summary: bool,
+    /// Use what an earlier build left in the target directory instead of running cargo
+    /// (the tests build everything themselves).
+    #[arg(long)]
+    no_build: bool,
 }
 
 fn main() -> Result<()> {
@@ -52,8 +56,12 @@ fn main() -> Result<()> {
     let demo = data.join("demo");
     std::fs::create_dir_all(&demo)?;
 
-    println!("== Building Baton, the stand-ins and the plugins (cargo; a no-op when fresh)");
-    let built = compile::build_all()?;
+    let built = if args.no_build {
+        compile::already_built()?
+    } else {
+        println!("== Building Baton, the stand-ins and the plugins (cargo; a no-op when fresh)");
+        compile::build_all()?
+    };
 
     println!("== Starting the stand-ins and `baton serve`");
     let key = setup::publisher_key(&built.baton, &demo)?;
@@ -72,8 +80,8 @@ fn main() -> Result<()> {
 
     let admin = cli::Cli::new(&built.baton, &server.url, &data.join("admin.token"));
     println!("== Installing the plugins, signed by the demo publisher");
-    setup::install_plugins(&admin, &built.plugins, &key)?;
-    setup::grant_plugins(&admin, &standins)?;
+    setup::install_plugins(&admin, &built.plugins, &key, &demo)?;
+    setup::grant_plugins(&admin, &standins, &example)?;
     println!("== People and their tokens");
     let people = setup::people(&admin, &demo)?;
     println!("== Applying the workflow");

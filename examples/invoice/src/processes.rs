@@ -2,7 +2,7 @@
 //! DATA/demo.
 
 use anyhow::{Context, Result, bail};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -22,6 +22,28 @@ pub struct StandIns {
     pub sink: String,
 }
 
+/// The stand-ins' ports; 0 lets the OS pick.
+#[derive(Default, Serialize, Deserialize)]
+struct Ports {
+    erp: u16,
+    llm: u16,
+    payments: u16,
+    sink: u16,
+}
+
+/// `HOST:PORT` of an `http://HOST:PORT/...` URL.
+pub fn host_of(url: &str) -> Option<&str> {
+    url.strip_prefix("http://")?.split('/').next()
+}
+
+/// The port of `http://HOST:PORT/...` (0 if it has none).
+fn port_of(url: &str) -> u16 {
+    host_of(url)
+        .and_then(|host| host.rsplit_once(':'))
+        .and_then(|(_, port)| port.parse().ok())
+        .unwrap_or(0)
+}
+
 #[derive(Deserialize)]
 struct Listening {
     erp: String,
@@ -33,7 +55,31 @@ struct Listening {
 impl StandIns {
     /// Starts `baton-standins` with the example's ERP data and its scripted faults: the
     /// AI misreads Umbrella Logistics' PO numbers, and the ERP is down for PO-5019.
+    ///
+    /// The ports of the last start are reused when they are free, so the URLs granted
+    /// to the plugins stay right across demo runs: a run the restarted server resumes
+    /// before the demo re-grants does not call a stale port.
     pub fn start(bin: &Path, demo: &Path, example: &Path) -> Result<StandIns> {
+        let ports_file = demo.join("standin-ports.json");
+        let last: Option<Ports> = std::fs::read_to_string(&ports_file)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok());
+        let standins = match last {
+            Some(ports) => Self::spawn(bin, demo, example, &ports)
+                .or_else(|_| Self::spawn(bin, demo, example, &Ports::default()))?,
+            None => Self::spawn(bin, demo, example, &Ports::default())?,
+        };
+        let ports = Ports {
+            erp: port_of(&standins.erp),
+            llm: port_of(&standins.llm),
+            payments: port_of(&standins.payments),
+            sink: port_of(&standins.sink),
+        };
+        std::fs::write(&ports_file, serde_json::to_string(&ports)?)?;
+        Ok(standins)
+    }
+
+    fn spawn(bin: &Path, demo: &Path, example: &Path, ports: &Ports) -> Result<StandIns> {
         let log = File::create(demo.join("standins.log"))?;
         let mut child = Command::new(bin)
             .arg("--state")
@@ -43,6 +89,10 @@ impl StandIns {
             .args(["--misread", "Umbrella Logistics BV:po_number=PO-5O20"])
             .args(["--erp-outage", "PO-5019"])
             .args(["--api-key", STANDIN_API_KEY, "--exit-with-stdin"])
+            .args(["--erp-port", &ports.erp.to_string()])
+            .args(["--llm-port", &ports.llm.to_string()])
+            .args(["--payments-port", &ports.payments.to_string()])
+            .args(["--sink-port", &ports.sink.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -51,12 +101,17 @@ impl StandIns {
         let stdin = child.stdin.take().expect("piped");
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
-        let urls: Listening = serde_json::from_str(&line).with_context(|| {
-            format!(
-                "the stand-ins did not say where they listen (see {})",
-                demo.join("standins.log").display()
-            )
-        })?;
+        let urls: Listening = match serde_json::from_str(&line) {
+            Ok(urls) => urls,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!(
+                    "the stand-ins did not say where they listen (see {})",
+                    demo.join("standins.log").display()
+                );
+            }
+        };
         Ok(StandIns {
             child,
             _stdin: stdin,

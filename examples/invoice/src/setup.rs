@@ -2,8 +2,11 @@
 //! their grants, and tokens for the people of the demo. Every step is idempotent.
 
 use crate::cli::Cli;
-use crate::processes::{STANDIN_API_KEY, StandIns};
+use crate::processes::{STANDIN_API_KEY, StandIns, host_of};
 use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -63,93 +66,92 @@ pub fn write_config(data: &Path, key: &PublisherKey) -> Result<()> {
     }
 }
 
-/// Signs each component with the demo key and installs it over HTTP (installing the
-/// same bytes again changes nothing).
+/// Signs each component with the demo key (the signatures go to DATA/demo/signatures,
+/// so demos on other data directories never swap them) and installs it over HTTP;
+/// installing the same bytes again changes nothing.
 pub fn install_plugins(
     admin: &Cli,
     plugins: &[(String, PathBuf)],
     key: &PublisherKey,
+    demo: &Path,
 ) -> Result<()> {
-    for (_, wasm) in plugins {
+    let signatures = demo.join("signatures");
+    std::fs::create_dir_all(&signatures)?;
+    let key_file = key.secret.to_string_lossy();
+    for (stem, wasm) in plugins {
         let wasm = wasm.to_string_lossy();
-        let sig = format!("{wasm}.sig");
-        let key_file = key.secret.to_string_lossy();
+        let sig = signatures.join(format!("{stem}.wasm.sig"));
+        let sig = sig.to_string_lossy();
         admin.run(&["plugin", "sign", "--key", &key_file, &wasm, "--out", &sig])?;
         admin.run(&["plugin", "install", &wasm, "--sig", &sig])?;
     }
     Ok(())
 }
 
-/// Grants each connector its stand-in's host, the API key and its configuration. The
-/// stand-ins' ports change between runs, so hosts granted by an earlier run are revoked.
-pub fn grant_plugins(admin: &Cli, standins: &StandIns) -> Result<()> {
-    let key = format!("api-key={STANDIN_API_KEY}");
-    let mail_key = format!("mail-api-key={STANDIN_API_KEY}");
-    let grants: [(&str, &str, Vec<String>); 4] = [
-        (
-            "ai-extract",
-            &standins.llm,
-            vec![
-                key.clone(),
-                format!("base_url={}", standins.llm),
-                "model=demo-extract".into(),
-            ],
-        ),
-        (
-            "erp",
-            &standins.erp,
-            vec![key.clone(), format!("base_url={}", standins.erp)],
-        ),
-        (
-            "payments",
-            &standins.payments,
-            vec![key.clone(), format!("base_url={}", standins.payments)],
-        ),
-        (
-            "notify",
-            &standins.sink,
-            vec![
-                mail_key,
-                format!("chat_webhook_url={}/chat/accounts-payable", standins.sink),
-                format!("mail_base_url={}/mail", standins.sink),
-                "mail_from=accounts-payable@example.com".into(),
-            ],
-        ),
-    ];
-    for (plugin, url, settings) in grants {
-        let host = host_of(url)?;
-        let shown = admin.json(&["plugin", "show", plugin])?;
-        let mut args = vec!["plugin", "grant", plugin, "--host", host];
-        let stale: Vec<String> = shown["granted_hosts"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|h| h.as_str())
-            .filter(|h| *h != host)
-            .map(str::to_owned)
-            .collect();
-        for old in &stale {
-            args.extend(["--revoke-host", old]);
-        }
-        for setting in &settings {
-            let flag = if setting.starts_with("api-key=") || setting.starts_with("mail-api-key=") {
-                "--secret"
-            } else {
-                "--config-value"
-            };
-            args.extend([flag, setting]);
-        }
-        admin.run(&args)?;
-    }
-    Ok(())
+/// What `grants.json` gives one plugin. String values may name the stand-ins'
+/// URLs (`{erp}`, `{llm}`, `{payments}`, `{sink}`) and their API key (`{api_key}`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PluginGrant {
+    /// The system whose host the plugin may reach.
+    #[serde(default)]
+    host_of: Option<String>,
+    #[serde(default)]
+    secrets: BTreeMap<String, String>,
+    #[serde(default)]
+    config: BTreeMap<String, Value>,
 }
 
-/// `HOST:PORT` of an `http://HOST:PORT/...` URL.
-fn host_of(url: &str) -> Result<&str> {
-    let rest = url
-        .strip_prefix("http://")
-        .with_context(|| format!("stand-in URL {url} is not http://"))?;
-    Ok(rest.split('/').next().unwrap_or(rest))
+/// Grants each plugin what `grants.json` says, with the stand-ins' URLs filled in. Hosts
+/// granted by an earlier demo whose stand-ins listened elsewhere are revoked.
+pub fn grant_plugins(admin: &Cli, standins: &StandIns, example: &Path) -> Result<()> {
+    let path = example.join("grants.json");
+    let grants: BTreeMap<String, PluginGrant> =
+        serde_json::from_str(&std::fs::read_to_string(&path)?)
+            .with_context(|| format!("{} is not a map of plugin grants", path.display()))?;
+    let fill = |text: &str| {
+        standins.urls().iter().fold(
+            text.replace("{api_key}", STANDIN_API_KEY),
+            |text, (system, url)| text.replace(&format!("{{{system}}}"), url),
+        )
+    };
+    for (plugin, grant) in &grants {
+        let Some(system) = &grant.host_of else {
+            continue;
+        };
+        let url = standins
+            .urls()
+            .into_iter()
+            .find(|(name, _)| name == system)
+            .map(|(_, url)| url)
+            .with_context(|| {
+                format!("{}: {plugin}: no stand-in named `{system}`", path.display())
+            })?;
+        let host =
+            host_of(url).with_context(|| format!("stand-in URL {url} is not http://HOST:PORT"))?;
+        let shown = admin.json(&["plugin", "show", plugin])?;
+        let mut args: Vec<String> = ["plugin", "grant", plugin, "--host", host]
+            .map(String::from)
+            .into();
+        for old in shown["granted_hosts"].as_array().into_iter().flatten() {
+            match old.as_str() {
+                Some(old) if old != host => args.extend(["--revoke-host".into(), old.into()]),
+                _ => {}
+            }
+        }
+        for (name, value) in &grant.secrets {
+            args.extend(["--secret".into(), format!("{name}={}", fill(value))]);
+        }
+        for (key, value) in &grant.config {
+            let value = match value {
+                Value::String(text) => Value::String(fill(text)),
+                other => other.clone(),
+            };
+            args.extend(["--config-value".into(), format!("{key}={value}")]);
+        }
+        admin.run(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    }
+    Ok(())
 }
 
 /// The people of the demo and their roles. `intake` submits invoices; alice checks
