@@ -2,7 +2,7 @@
 //! idempotent invoice posting, and per-PO outages.
 
 use crate::http::{self, Auth, Kind, check_fields, error, idempotency_key, json, number};
-use crate::invoice_text::name_key;
+use crate::invoice_text::{Line, name_key};
 use crate::state::{ErpBook, Persisted, Step};
 use anyhow::{Context, bail};
 use axum::Router;
@@ -56,20 +56,11 @@ struct PurchaseOrder {
     #[serde(default = "open")]
     status: String,
     #[serde(default)]
-    lines: Vec<PoLine>,
+    lines: Vec<Line>,
 }
 
 fn open() -> String {
     "open".into()
-}
-
-#[derive(Debug, Deserialize)]
-struct PoLine {
-    sku: String,
-    #[serde(default)]
-    description: String,
-    quantity: f64,
-    unit_price: f64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,18 +124,7 @@ impl Vendor {
 
 impl PurchaseOrder {
     fn to_json(&self) -> Value {
-        let lines: Vec<Value> = self
-            .lines
-            .iter()
-            .map(|l| {
-                json!({
-                    "sku": l.sku,
-                    "description": l.description,
-                    "quantity": number(l.quantity),
-                    "unit_price": l.unit_price,
-                })
-            })
-            .collect();
+        let lines: Vec<Value> = self.lines.iter().map(Line::to_json).collect();
         json!({
             "number": self.number,
             "vendor_id": self.vendor_id,

@@ -21,13 +21,26 @@ pub struct ParsedInvoice {
     pub bad_rows: bool,
 }
 
-/// One row of the lines table.
-#[derive(Debug, PartialEq)]
+/// One row of the lines table; purchase orders have the same lines.
+#[derive(Debug, PartialEq, serde::Deserialize)]
 pub struct Line {
     pub sku: String,
+    #[serde(default)]
     pub description: String,
     pub quantity: f64,
     pub unit_price: f64,
+}
+
+impl Line {
+    /// The line as SYSTEMS.md writes it (whole quantities as integers).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "sku": self.sku,
+            "description": self.description,
+            "quantity": number(self.quantity),
+            "unit_price": self.unit_price,
+        })
+    }
 }
 
 impl ParsedInvoice {
@@ -43,18 +56,7 @@ impl ParsedInvoice {
     /// The extracted-invoice JSON of SYSTEMS.md, without `confidence`; fields not found
     /// are `null` (so a reader with optional fields needs no defaults).
     pub fn to_json(&self) -> Value {
-        let lines: Vec<Value> = self
-            .lines
-            .iter()
-            .map(|l| {
-                json!({
-                    "sku": l.sku,
-                    "description": l.description,
-                    "quantity": number(l.quantity),
-                    "unit_price": l.unit_price,
-                })
-            })
-            .collect();
+        let lines: Vec<Value> = self.lines.iter().map(Line::to_json).collect();
         json!({
             "vendor": self.vendor,
             "invoice_number": self.invoice_number,
