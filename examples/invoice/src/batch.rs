@@ -65,7 +65,8 @@ pub fn submit(intake: &Cli, example: &Path, only: &[String]) -> Result<Vec<Submi
         ];
         if submitted.is_empty() {
             println!(
-                "   $ baton {} --input '{{\"invoice_id\": …, \"document\": …}}'",
+                "   $ BATON_TOKEN_FILE={} baton {} --input '{{\"invoice_id\": …, \"document\": …}}'",
+                intake.token_file().display(),
                 args[..5].join(" ")
             );
         }
@@ -155,7 +156,7 @@ pub fn settle(
                 let run = admin.json(&["run", "show", &s.run_id])?;
                 if run["output"]["status"] == "rejected" {
                     summary.rejected.push(invoice);
-                } else if went_through_people(&run) {
+                } else if went_through_people(admin, &run)? {
                     summary.paid_after_people.push(invoice);
                 } else {
                     summary.paid_straight.push(invoice);
@@ -189,12 +190,23 @@ pub fn settle(
     Ok(summary)
 }
 
-fn went_through_people(run: &Value) -> bool {
-    run["steps"].as_array().into_iter().flatten().any(|step| {
+/// Whether a person acted on the run: decided one of its tasks, or fixed one of its
+/// exceptions (an operator command in its log).
+fn went_through_people(admin: &Cli, run: &Value) -> Result<bool> {
+    let decided = run["steps"].as_array().into_iter().flatten().any(|step| {
         step["id"]
             .as_str()
             .is_some_and(|id| PEOPLE_STEPS.contains(&id))
-    })
+    });
+    if decided {
+        return Ok(true);
+    }
+    let id = run["id"].as_str().context("a run without an id")?;
+    let log = admin.quiet(&["audit", "export", "--run", id])?;
+    Ok(log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .any(|event| event["type"] == "operator"))
 }
 
 impl fmt::Display for Summary {

@@ -31,9 +31,19 @@ impl Cli {
         }
     }
 
+    /// The token file the commands use.
+    pub fn token_file(&self) -> &Path {
+        &self.token_file
+    }
+
     /// Runs `baton ARGS`, printing the command; returns its stdout.
     pub fn run(&self, args: &[&str]) -> Result<String> {
         println!("   $ baton {}", shown(args));
+        self.output(args)
+    }
+
+    /// Runs `baton ARGS` without printing the command; returns its stdout.
+    pub fn quiet(&self, args: &[&str]) -> Result<String> {
         self.output(args)
     }
 

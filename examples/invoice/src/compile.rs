@@ -56,15 +56,8 @@ fn cargo(args: &[&str]) -> Result<()> {
 /// Builds `baton` and `baton-standins` (dev profile: dependencies are optimised there)
 /// and the plugin components (the small, optimised `plugin` profile).
 pub fn build_all() -> Result<Built> {
-    cargo(&["build", "--quiet", "-p", "baton", "-p", "baton-standins"])?;
-    let mut args = vec![
-        "build",
-        "--quiet",
-        "--target",
-        "wasm32-wasip2",
-        "--profile",
-        "plugin",
-    ];
+    cargo(&["build", "-p", "baton", "-p", "baton-standins"])?;
+    let mut args = vec!["build", "--target", "wasm32-wasip2", "--profile", "plugin"];
     for (package, _) in PLUGINS {
         args.extend(["-p", package]);
     }

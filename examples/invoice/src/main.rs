@@ -79,6 +79,12 @@ fn main() -> Result<()> {
     }
 
     let admin = cli::Cli::new(&built.baton, &server.url, &data.join("admin.token"));
+    println!("== The commands below talk to the server as the admin, as if after");
+    println!(
+        "   $ export BATON_SERVER={} BATON_TOKEN_FILE={}",
+        server.url,
+        data.join("admin.token").display()
+    );
     println!("== Installing the plugins, signed by the demo publisher");
     setup::install_plugins(&admin, &built.plugins, &key, &demo)?;
     setup::grant_plugins(&admin, &standins, &example)?;

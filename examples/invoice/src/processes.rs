@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The API key every stand-in accepts; granted to the plugins as their secret.
 pub const STANDIN_API_KEY: &str = "demo-key";
@@ -154,13 +154,16 @@ impl Server {
     pub fn start(bin: &Path, data: &Path, listen: &str, demo: &Path) -> Result<Server> {
         let log_path = demo.join("baton.log");
         let log = File::options().create(true).append(true).open(&log_path)?;
-        let mut child = Command::new(bin)
+        let mut command = Command::new(bin);
+        command
             .args(["serve", "--listen", listen, "--data"])
             .arg(data)
             .env_remove("BATON_LISTEN")
             .env_remove("BATON_CONFIG")
             .stdout(Stdio::piped())
-            .stderr(log.try_clone()?)
+            .stderr(log.try_clone()?);
+        stop_with_parent(&mut command);
+        let mut child = command
             .spawn()
             .with_context(|| format!("cannot start {}", bin.display()))?;
         let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
@@ -210,30 +213,72 @@ impl Server {
         Ok(())
     }
 
-    /// Stops the server gracefully (SIGTERM) and waits for it.
+    /// Stops the server gracefully (SIGTERM), waits up to 10 s for it, then kills it.
     pub fn stop(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status();
+            // SAFETY: kill(2) on our own child's pid, which it cannot have reused
+            // before we wait for it.
+            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.child.kill();
         }
         let _ = self.child.wait();
     }
 }
 
-/// Blocks until Ctrl-C or SIGTERM, or until the server exits by itself.
+impl Drop for Server {
+    /// Whatever ends the demo (an error, a panic), the server does not outlive it.
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Makes the child get SIGTERM when the demo dies, however it dies (Linux), so no
+/// `baton serve` is left holding the port and the data directory.
+fn stop_with_parent(command: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe, as pre_exec requires.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = command;
+}
+
+/// Blocks until Ctrl-C or SIGTERM, or until the server exits by itself. A server that
+/// stops cleanly counts as a stop: a Ctrl-C in a terminal reaches it too, and it may
+/// notice first.
 pub fn wait_for_stop(server: &mut Server) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => return Ok(()),
+                biased;
+                _ = interrupt.recv() => return Ok(()),
                 _ = terminate.recv() => return Ok(()),
-                _ = tokio::time::sleep(Duration::from_millis(500)) => server.check_alive()?,
+                _ = tick.tick() => {
+                    if let Some(status) = server.child.try_wait()? {
+                        if status.success() {
+                            return Ok(());
+                        }
+                        server.check_alive()?;
+                    }
+                }
             }
         }
     })

@@ -21,6 +21,16 @@ fn held_action() -> Option<&'static str> {
     .as_deref()
 }
 
+/// Says on stderr that fault injection is on, if it is: it must never go unnoticed.
+pub(super) fn warn_if_set() {
+    if let Some(held) = held_action() {
+        eprintln!(
+            "warning: {HOLD_AFTER_CALL}={held} is set: every successful result of {held} \
+             will be held forever (fault injection for tests)"
+        );
+    }
+}
+
 /// Never returns if `plugin/action` is the held action; returns at once otherwise.
 pub(super) async fn hold_after_call(plugin: &str, action: &str, step: &str) {
     let Some(held) = held_action() else {

@@ -176,6 +176,7 @@ impl Engine {
     /// [`Recovery::ResumeAll`], every run that was in flight when the process last
     /// stopped. Must be called inside a tokio runtime.
     pub fn start(registry: Arc<Registry>, recovery: Recovery) -> Result<Engine, EngineError> {
+        fault::warn_if_set();
         let store = registry.store().clone();
         let (updates, _) = broadcast::channel(4096);
         let (feed, _) = broadcast::channel(4096);

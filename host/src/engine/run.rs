@@ -1288,7 +1288,7 @@ impl Actor {
                         }
                     }
                 };
-                if result.is_ok() {
+                if matches!(&result, Ok(report) if report.result.is_ok()) {
                     super::fault::hold_after_call(&name, &action, &path).await;
                 }
                 CallDone {
