@@ -234,6 +234,15 @@ impl Response {
         }
     }
 
+    /// This response if its status is 2xx, else [`Response::failure`] for `service`.
+    pub fn success(&self, service: &str) -> Result<&Response, Failure> {
+        if self.is_success() {
+            Ok(self)
+        } else {
+            Err(self.failure(service))
+        }
+    }
+
     /// The conventional failure for a non-2xx answer from `service` (a name for people,
     /// e.g. `"the ERP"`), for the statuses a connector has no more specific code for:
     ///
@@ -277,6 +286,12 @@ impl Response {
             .with_retryable(self.is_retryable_status())
             .with_details(serde_json::json!({ "status": self.status, "error": error }))
     }
+}
+
+/// `base_url` (with or without a trailing `/`) joined with `path` (starting with `/`):
+/// admins write base URLs either way.
+pub fn endpoint(base_url: &str, path: &str) -> String {
+    format!("{}{path}", base_url.trim_end_matches('/'))
 }
 
 /// `GET url`.
@@ -692,6 +707,23 @@ mod tests {
             headers: vec![],
             body: body.as_bytes().to_vec(),
         }
+    }
+
+    #[test]
+    fn endpoints_join_base_urls_with_or_without_a_slash() {
+        assert_eq!(endpoint("http://erp:1/", "/api/x"), "http://erp:1/api/x");
+        assert_eq!(endpoint("http://erp:1", "/api/x"), "http://erp:1/api/x");
+    }
+
+    #[test]
+    fn only_a_2xx_is_a_success() {
+        assert!(response(200, "").success("x").is_ok());
+        assert!(response(204, "").success("x").is_ok());
+        let f = response(503, "").success("the ERP").unwrap_err();
+        assert_eq!(
+            (f.code.as_str(), f.retryable),
+            ("upstream_unavailable", true)
+        );
     }
 
     #[test]

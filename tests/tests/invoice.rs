@@ -92,11 +92,7 @@ impl Demo {
 
     /// A request to `baton serve` as `user`.
     fn call(&self, user: &str, method: &str, path: &str, body: &Value) -> Response {
-        let body = if body.is_null() {
-            String::new()
-        } else {
-            body.to_string()
-        };
+        let body = body_text(body);
         request(
             &self.api,
             method,
@@ -115,11 +111,7 @@ impl Demo {
 
     /// A stand-in's JSON at `path`.
     fn standin(&self, system: &str, method: &str, path: &str, body: &Value) -> Value {
-        let body = if body.is_null() {
-            String::new()
-        } else {
-            body.to_string()
-        };
+        let body = body_text(body);
         let response = request(
             &self.standins[system],
             method,
@@ -224,6 +216,15 @@ fn signal(name: &str, pid: u32) {
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+/// A request body: `null` sends none.
+fn body_text(body: &Value) -> String {
+    if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    }
 }
 
 /// `127.0.0.1:PORT` of `http://127.0.0.1:PORT/...`.

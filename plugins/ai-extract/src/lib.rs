@@ -7,7 +7,7 @@
 //! ([`content_of`], [`parse_content`], [`read`]) and judging it ([`assess`]).
 
 use baton_sdk::feedback::{self, Correction};
-use baton_sdk::http::{Method, Request, Response};
+use baton_sdk::http::{Method, Request, Response, endpoint};
 use baton_sdk::prelude::*;
 use baton_sdk::{config, log};
 use serde_json::{Value, json};
@@ -148,10 +148,7 @@ fn extract_invoice(_ctx: &Call, input: ExtractIn) -> Result<ExtractedInvoice, Fa
 
     let mut request = Request::new(
         Method::Post,
-        format!(
-            "{}/chat/completions",
-            settings.base_url.trim_end_matches('/')
-        ),
+        endpoint(&settings.base_url, "/chat/completions"),
     )
     .json(&body);
     if let Some(key) = &settings.api_key {
@@ -221,9 +218,7 @@ pub fn request_body(model: &str, messages: &[Value]) -> Value {
 
 /// The model's answer text from a chat-completions response, or the failure.
 fn completion_content(response: &Response) -> Result<String, Failure> {
-    if !response.is_success() {
-        return Err(response.failure(SERVICE));
-    }
+    response.success(SERVICE)?;
     let body: Value = serde_json::from_slice(&response.body).map_err(|e| {
         unreadable(
             format!("the LLM's response is not JSON: {e}"),

@@ -3,7 +3,7 @@
 //! `examples/invoice/SYSTEMS.md`. See README.md.
 
 use baton_sdk::config;
-use baton_sdk::http::{Method, Request, Response};
+use baton_sdk::http::{Method, Request, Response, endpoint};
 use baton_sdk::prelude::*;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -170,7 +170,7 @@ impl Erp {
     }
 
     fn request(&self, method: Method, path: &str) -> Request {
-        Request::new(method, url(&self.base_url, path)).bearer(&self.api_key)
+        Request::new(method, endpoint(&self.base_url, path)).bearer(&self.api_key)
     }
 }
 
@@ -182,15 +182,7 @@ fn send(request: Request) -> Result<Response, Failure> {
 /// The body of a 2xx response as `T`; any other status is the SDK's conventional
 /// failure (`unauthorized`, `not_found`, retryable `upstream_unavailable`, ...).
 fn parse<T: DeserializeOwned>(response: &Response) -> Result<T, Failure> {
-    if !response.is_success() {
-        return Err(response.failure(SERVICE));
-    }
-    Ok(response.json()?)
-}
-
-/// `base_url` (with or without a trailing `/`) joined with `path` (starting with `/`).
-fn url(base_url: &str, path: &str) -> String {
-    format!("{}{path}", base_url.trim_end_matches('/'))
+    Ok(response.success(SERVICE)?.json()?)
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters, for a path segment
@@ -412,8 +404,6 @@ mod tests {
         assert_eq!(encode("Acme Supplies Ltd."), "Acme%20Supplies%20Ltd.");
         assert_eq!(encode("A&B/C?"), "A%26B%2FC%3F");
         assert_eq!(encode("Müller"), "M%C3%BCller");
-        assert_eq!(url("http://erp:1/", "/api/x"), "http://erp:1/api/x");
-        assert_eq!(url("http://erp:1", "/api/x"), "http://erp:1/api/x");
     }
 
     #[test]

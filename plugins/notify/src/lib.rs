@@ -3,7 +3,7 @@
 //! See README.md.
 
 use baton_sdk::config;
-use baton_sdk::http::{Method, Request, Response};
+use baton_sdk::http::{Method, Request, endpoint};
 use baton_sdk::prelude::*;
 use serde_json::{Value, json};
 
@@ -62,7 +62,7 @@ fn send_chat(_ctx: &Call, input: ChatIn) -> Result<ChatOut, Failure> {
         .json(&chat_body(&input))
         .send()
         .map_err(|e| e.upstream_failure("the chat webhook"))?;
-    check(&response, "the chat webhook")?;
+    response.success("the chat webhook")?;
     Ok(ChatOut { delivered: true })
 }
 
@@ -85,15 +85,12 @@ fn send_email(_ctx: &Call, input: EmailIn) -> Result<EmailOut, Failure> {
     let base_url = config::require_str("mail_base_url")?;
     let from = config::require_str("mail_from")?;
     let api_key = config::require_secret("mail-api-key")?;
-    let response = Request::new(
-        Method::Post,
-        format!("{}/v3/mail/send", base_url.trim_end_matches('/')),
-    )
-    .bearer(&api_key)
-    .json(&mail_body(&input, &from))
-    .send()
-    .map_err(|e| e.upstream_failure("the mail service"))?;
-    check(&response, "the mail service")?;
+    let response = Request::new(Method::Post, endpoint(&base_url, "/v3/mail/send"))
+        .bearer(&api_key)
+        .json(&mail_body(&input, &from))
+        .send()
+        .map_err(|e| e.upstream_failure("the mail service"))?;
+    response.success("the mail service")?;
     Ok(EmailOut { accepted: true })
 }
 
@@ -130,15 +127,6 @@ fn looks_like_address(text: &str) -> bool {
                 && !text.contains(char::is_whitespace)
         }
         None => false,
-    }
-}
-
-/// A 2xx is delivery; anything else is the SDK's conventional failure.
-fn check(response: &Response, service: &str) -> Result<(), Failure> {
-    if response.is_success() {
-        Ok(())
-    } else {
-        Err(response.failure(service))
     }
 }
 
@@ -201,16 +189,16 @@ mod tests {
 
     #[test]
     fn failed_deliveries_are_failures() {
-        let r = |status: u16| Response {
+        let r = |status: u16| baton_sdk::http::Response {
             status,
             headers: vec![],
             body: b"no_service".to_vec(),
         };
-        assert!(check(&r(200), "x").is_ok());
-        assert!(check(&r(202), "x").is_ok());
-        let f = check(&r(404), "the chat webhook").unwrap_err();
+        assert!(r(200).success("x").is_ok());
+        assert!(r(202).success("x").is_ok());
+        let f = r(404).success("the chat webhook").unwrap_err();
         assert_eq!(f.message, "the chat webhook answered 404: no_service");
-        assert!(check(&r(500), "x").unwrap_err().retryable);
+        assert!(r(500).success("x").unwrap_err().retryable);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! key travels as `Idempotency-Key`). See README.md.
 
 use baton_sdk::config;
-use baton_sdk::http::{Method, Request, Response};
+use baton_sdk::http::{Method, Request, Response, endpoint};
 use baton_sdk::prelude::*;
 use serde_json::json;
 
@@ -63,15 +63,12 @@ fn schedule_payment(ctx: &Call, input: PaymentIn) -> Result<PaymentOut, Failure>
     check(ctx, &input)?;
     let base_url = config::require_str("base_url")?;
     let api_key = config::require_secret("api-key")?;
-    let response = Request::new(
-        Method::Post,
-        format!("{}/v1/payments", base_url.trim_end_matches('/')),
-    )
-    .bearer(&api_key)
-    .header("Idempotency-Key", &ctx.idempotency_key)
-    .json(&input)
-    .send()
-    .map_err(|e| e.upstream_failure(SERVICE))?;
+    let response = Request::new(Method::Post, endpoint(&base_url, "/v1/payments"))
+        .bearer(&api_key)
+        .header("Idempotency-Key", &ctx.idempotency_key)
+        .json(&input)
+        .send()
+        .map_err(|e| e.upstream_failure(SERVICE))?;
     scheduled(&input, &response)
 }
 
@@ -128,10 +125,7 @@ fn scheduled(input: &PaymentIn, response: &Response) -> Result<PaymentOut, Failu
         )
         .with_details(json!({ "status": 422, "error": error, "reference": input.reference })));
     }
-    if !response.is_success() {
-        return Err(response.failure(SERVICE));
-    }
-    Ok(response.json()?)
+    Ok(response.success(SERVICE)?.json()?)
 }
 
 #[cfg(test)]
