@@ -30,6 +30,19 @@ impl Histogram {
         self.sum += seconds;
         self.total += 1;
     }
+
+    /// The upper bound (seconds) of the bucket holding quantile `q`.
+    fn quantile_bound(&self, q: f64) -> Option<f64> {
+        let rank = (q * self.total as f64).ceil() as u64;
+        let mut seen = 0;
+        for (slot, count) in self.counts.iter().enumerate() {
+            seen += count;
+            if seen >= rank.max(1) {
+                return BUCKETS.get(slot).copied();
+            }
+        }
+        None
+    }
 }
 
 #[derive(Default)]
@@ -40,6 +53,17 @@ struct Figures {
     call_seconds: BTreeMap<String, Histogram>,
     /// Failed plugin calls by (plugin, failure code).
     call_failures: BTreeMap<(String, String), u64>,
+}
+
+/// One plugin's calls since the server started, as the console shows them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CallFigures {
+    pub calls: u64,
+    pub failures: u64,
+    pub mean: Duration,
+    /// The upper bound of the bucket that holds the 95th percentile (`None`: above
+    /// every bound, or no calls).
+    pub p95_within: Option<Duration>,
 }
 
 /// What the engine counts. Cheap to update: one uncontended lock per observation.
@@ -67,6 +91,28 @@ impl Metrics {
         *f.call_failures
             .entry((plugin.to_owned(), code.to_owned()))
             .or_default() += 1;
+    }
+
+    /// Calls and failures per plugin since the server started.
+    pub fn plugin_calls(&self) -> BTreeMap<String, CallFigures> {
+        let f = self.figures.lock().expect("metrics lock");
+        let mut out: BTreeMap<String, CallFigures> = f
+            .call_seconds
+            .iter()
+            .map(|(plugin, h)| {
+                let figures = CallFigures {
+                    calls: h.total,
+                    failures: 0,
+                    mean: Duration::from_secs_f64(h.sum / h.total.max(1) as f64),
+                    p95_within: h.quantile_bound(0.95).map(Duration::from_secs_f64),
+                };
+                (plugin.clone(), figures)
+            })
+            .collect();
+        for ((plugin, _), n) in &f.call_failures {
+            out.entry(plugin.clone()).or_default().failures += n;
+        }
+        out
     }
 
     /// Appends the counters and histograms to `out` in the Prometheus text format.
@@ -167,6 +213,28 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plugin_figures_count_calls_failures_and_the_p95_bucket() {
+        let m = Metrics::default();
+        for _ in 0..19 {
+            m.plugin_call("erp", Duration::from_micros(300));
+        }
+        m.plugin_call("erp", Duration::from_millis(30));
+        m.plugin_failure("erp", "timeout");
+        m.plugin_failure("erp", "upstream_unavailable");
+        let figures = &m.plugin_calls()["erp"];
+        assert_eq!((figures.calls, figures.failures), (20, 2));
+        assert_eq!(figures.p95_within, Some(Duration::from_micros(500)));
+        let mean_us = figures.mean.as_micros();
+        assert!((1780..=1790).contains(&mean_us), "{mean_us}");
+        m.plugin_call("erp", Duration::from_millis(30));
+        m.plugin_call("erp", Duration::from_millis(30));
+        assert_eq!(
+            m.plugin_calls()["erp"].p95_within,
+            Some(Duration::from_millis(50))
+        );
+    }
 
     #[test]
     fn histograms_are_cumulative_and_labels_escaped() {

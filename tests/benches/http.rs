@@ -135,11 +135,7 @@ async fn serve(engine: Engine, tokens: Tokens, limits: ApiLimits) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
     let (close, closing) = tokio::sync::watch::channel(false);
-    let state = AppState {
-        engine,
-        tokens,
-        closing,
-    };
+    let state = AppState::new(engine, tokens, closing);
     let router = api::router(state, &limits);
     tokio::spawn(api::serve(listener, router, close, std::future::pending()));
     address

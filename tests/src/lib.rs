@@ -2,6 +2,7 @@
 //! components, locating the real `baton` binary, temporary data directories, and small
 //! local servers that stand in for the outside world.
 
+pub mod browser;
 pub mod http;
 pub mod stand_in;
 pub mod standins;

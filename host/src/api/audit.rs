@@ -50,7 +50,7 @@ pub fn routes(r: Routes) -> Routes {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct Filter {
+pub(super) struct Filter {
     /// One run's log (`system`: the admin log).
     run: Option<String>,
     /// Entries whose `actor` is this (`user:ana`).
@@ -67,6 +67,16 @@ struct Filter {
 }
 
 impl Filter {
+    /// Up to `limit` entries of one run's log and/or by one actor.
+    pub(super) fn by(run: Option<String>, actor: Option<String>, limit: usize) -> Filter {
+        Filter {
+            run,
+            actor,
+            limit: Some(limit),
+            ..Filter::default()
+        }
+    }
+
     fn matches(&self, entry: &Value) -> bool {
         let at = entry["at_ms"].as_u64().unwrap_or(0);
         self.actor.as_deref().is_none_or(|a| entry["actor"] == a)
@@ -129,6 +139,11 @@ async fn query(
     Query(filter): Query<Filter>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
     caller.require(Access::Read)?;
+    Ok(Json(entries(&state, &filter)?))
+}
+
+/// The entries matching `filter`, up to its limit, oldest first within each log.
+pub(super) fn entries(state: &Shared, filter: &Filter) -> Result<Vec<Value>, ApiError> {
     let limit = filter.limit.unwrap_or(1000);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::bad_request(
@@ -137,11 +152,11 @@ async fn query(
         ));
     }
     let mut out = Vec::new();
-    filter.each(&state, |entry| {
+    filter.each(state, |entry| {
         out.push(entry);
         out.len() < limit
     })?;
-    Ok(Json(out))
+    Ok(out)
 }
 
 /// `GET /v1/audit/verify`: checks every chain; `ok` is false with the first broken link.

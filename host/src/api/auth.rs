@@ -225,11 +225,24 @@ impl Tokens {
 
     /// The caller a bearer token belongs to, if it is valid and not revoked.
     pub fn authenticate(&self, token: &str) -> Result<Option<Caller>, TokenError> {
-        let record: Option<TokenRecord> = self.store.token(&hash_token(token))?;
+        self.by_hash(&hash_token(token))
+    }
+
+    /// The caller whose token has this [`Tokens::hash`], if it is not revoked: console
+    /// sessions keep the hash, never the token.
+    pub fn by_hash(&self, hash: &str) -> Result<Option<Caller>, TokenError> {
+        let record: Option<TokenRecord> = self.store.token(hash)?;
         Ok(record.filter(|r| r.revoked_ms.is_none()).map(|r| Caller {
             user: r.user,
             role: r.role,
         }))
+    }
+}
+
+impl Tokens {
+    /// How the store keys a token.
+    pub fn hash(token: &str) -> String {
+        hash_token(token)
     }
 }
 

@@ -1,10 +1,12 @@
 //! The HTTP API: axum routes over the engine and the registry, behind bearer tokens.
 //!
-//! Every route lives under `/v1` except `/healthz`; every error is JSON (see
-//! [`error::ApiError`]); every request but `/healthz` needs `Authorization: Bearer`.
+//! Every route lives under `/v1` except `/healthz` and the web console's pages (see
+//! [`console`]); every API error is JSON (see [`error::ApiError`]); every API request
+//! but `/healthz` needs `Authorization: Bearer` or a console session.
 
 mod audit;
 pub mod auth;
+pub mod console;
 pub mod error;
 mod exceptions;
 mod feedback;
@@ -38,9 +40,24 @@ pub struct AppState {
     pub tokens: Tokens,
     /// Turns true when the server stops; open event streams end then.
     pub closing: tokio::sync::watch::Receiver<bool>,
+    /// Signed-in console users.
+    pub sessions: console::Sessions,
 }
 
 impl AppState {
+    pub fn new(
+        engine: Engine,
+        tokens: Tokens,
+        closing: tokio::sync::watch::Receiver<bool>,
+    ) -> AppState {
+        AppState {
+            engine,
+            tokens,
+            closing,
+            sessions: console::Sessions::default(),
+        }
+    }
+
     /// Records in the system audit log that the caller did `action` to `target`.
     fn record(
         &self,
@@ -72,12 +89,13 @@ impl Default for ApiLimits {
     }
 }
 
-/// Every route of the API, and `/openapi.json` documenting them.
+/// Every route of the API, `/openapi.json` documenting them, and the web console.
 pub fn router(state: AppState, limits: &ApiLimits) -> Router {
     let (routes, document) = routes().finish();
     // The same for every router this process builds.
     let _ = openapi::DOCUMENT.set(document);
     routes
+        .merge(console::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
@@ -142,8 +160,17 @@ async fn healthz() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({ "status": "ok" }))
 }
 
-async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::not_found(format!("no route {}", uri.path()))
+async fn not_found(
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let error = ApiError::not_found(format!("no route {}", uri.path()));
+    if console::wants_html(&headers) {
+        console::error_page(error)
+    } else {
+        error.into_response()
+    }
 }
 
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
@@ -160,9 +187,19 @@ impl FromRequestParts<Shared> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Caller, ApiError> {
-        let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
-            ApiError::unauthorized("missing `Authorization: Bearer TOKEN` header")
-        })?;
+        let Some(header) = parts.headers.get(header::AUTHORIZATION) else {
+            // The console's script calls the API with its session cookie.
+            return state
+                .sessions
+                .api_caller(&state.tokens, &parts.method, &parts.headers)?
+                .ok_or_else(|| {
+                    ApiError::unauthorized(if console::has_cookie(&parts.headers) {
+                        "the console session has ended; sign in again"
+                    } else {
+                        "missing `Authorization: Bearer TOKEN` header"
+                    })
+                });
+        };
         let token = header
             .to_str()
             .ok()

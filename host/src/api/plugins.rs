@@ -238,7 +238,7 @@ async fn grant(
     Ok(Json(views))
 }
 
-fn registry_error(e: RegistryError) -> ApiError {
+pub(super) fn registry_error(e: RegistryError) -> ApiError {
     let status = match &e {
         RegistryError::UnknownPlugin { .. } | RegistryError::UnknownVersion { .. } => {
             StatusCode::NOT_FOUND

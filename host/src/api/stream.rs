@@ -35,6 +35,17 @@ pub fn routes(r: Routes) -> Routes {
         all_runs,
     )
     .get(
+        "/v1/runs/changes",
+        Doc::new(
+            "A `change` Server-Sent Event per committed change to a run, from now on",
+            Access::Read,
+        )
+        .query(&[("run", "Only this run")])
+        .returns("text/event-stream")
+        .errors(&[400]),
+        changes,
+    )
+    .get(
         "/v1/runs/{id}/events",
         Doc::new(
             "A run's events as Server-Sent Events: replayed, then live",
@@ -175,6 +186,52 @@ async fn all_runs(
                 if tx.send(sse(&batch.run_id, event, true)).await.is_err() {
                     return;
                 }
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangesParams {
+    /// Only this run.
+    run: Option<String>,
+}
+
+/// `GET /v1/runs/changes[?run=ID]`: one `change` event (data: `{"run_id": …}`) per
+/// commit that changed a run, for pages that re-read what changed rather than replay
+/// events (the console). A client that falls behind gets one `change` with a null
+/// `run_id`: anything may have changed.
+async fn changes(
+    State(state): State<Shared>,
+    caller: Caller,
+    Query(params): Query<ChangesParams>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    caller.require(Access::Read)?;
+    let mut live = state.engine.events();
+    let (tx, stream) = channel();
+    let mut closing = state.closing.clone();
+    tokio::spawn(async move {
+        loop {
+            let run = tokio::select! {
+                received = live.recv() => match received {
+                    Ok(batch) => Some(batch.run_id.clone()),
+                    Err(broadcast::error::RecvError::Lagged(_)) => None,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = closing.changed() => return,
+            };
+            if run.is_some() && params.run.is_some() && run != params.run {
+                continue;
+            }
+            let data = serde_json::json!({ "run_id": run }).to_string();
+            if tx
+                .send(Event::default().event("change").data(data))
+                .await
+                .is_err()
+            {
+                return;
             }
         }
     });

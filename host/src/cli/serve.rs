@@ -45,11 +45,7 @@ pub fn serve(context: &DataDir, args: ServeArgs) -> Result<()> {
         std::io::stdout().flush()?;
         let (close, closing) = tokio::sync::watch::channel(false);
         baton::webhooks::start(engine.clone(), closing.clone());
-        let state = AppState {
-            engine,
-            tokens,
-            closing,
-        };
+        let state = AppState::new(engine, tokens, closing);
         api::serve(
             listener,
             api::router(state, &limits),

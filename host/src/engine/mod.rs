@@ -438,6 +438,19 @@ impl Engine {
         })?)
     }
 
+    /// How many runs have each status.
+    pub fn run_counts(&self) -> Result<Vec<(RunStatus, usize)>, EngineError> {
+        RunStatus::ALL
+            .into_iter()
+            .map(|status| {
+                Ok((
+                    status,
+                    self.inner.store.runs_with_status(status.as_str())?.len(),
+                ))
+            })
+            .collect()
+    }
+
     /// Every waiting run with its steps, oldest first: where tasks and exceptions are.
     fn waiting_runs(&self) -> Result<Vec<RunView>, EngineError> {
         self.inner

@@ -1,0 +1,259 @@
+//! Console sessions: a signed-in browser holds an opaque cookie instead of its token.
+//!
+//! The cookie is HttpOnly (scripts cannot read it) and `SameSite=Strict` (other sites
+//! cannot send it). On top of that, every state-changing request made with a session
+//! must carry the session's CSRF token in the `X-CSRF-Token` header (forms in the
+//! console's script) or a `_csrf` form field (sign out), which a page on another origin
+//! cannot read. Sessions live in memory: a restart signs everyone out, and a session
+//! holds only its token's hash, so revoking the token ends the session at once.
+
+use crate::api::auth::{Caller, Tokens};
+use crate::api::error::ApiError;
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use base64::Engine as _;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The session cookie's name.
+pub const COOKIE: &str = "baton_session";
+/// The header that carries the CSRF token on API requests made with a session.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// How long a session lasts from sign-in.
+const LIFETIME: Duration = Duration::from_secs(12 * 3600);
+/// Sessions kept at most; signing in past it drops expired ones, then the oldest.
+const MAX_SESSIONS: usize = 10_000;
+
+/// The open console sessions (shared by clones).
+#[derive(Default, Clone)]
+pub struct Sessions {
+    open: Arc<Mutex<HashMap<String, Session>>>,
+}
+
+struct Session {
+    token_hash: String,
+    csrf: String,
+    expires: Instant,
+}
+
+/// A request's signed-in user, and the CSRF token their pages embed.
+#[derive(Clone, Debug)]
+pub struct SignedIn {
+    pub caller: Caller,
+    pub csrf: String,
+}
+
+impl Sessions {
+    /// Opens a session for the holder of `token`; returns the `Set-Cookie` value, or
+    /// `None` if the token is unknown or revoked.
+    pub fn sign_in(&self, tokens: &Tokens, token: &str) -> Result<Option<HeaderValue>, ApiError> {
+        let hash = Tokens::hash(token.trim());
+        if tokens
+            .by_hash(&hash)
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        let id = random_id();
+        let mut open = self.open.lock().expect("sessions lock");
+        if open.len() >= MAX_SESSIONS {
+            let now = Instant::now();
+            open.retain(|_, s| s.expires > now);
+            if open.len() >= MAX_SESSIONS
+                && let Some(oldest) = open
+                    .iter()
+                    .min_by_key(|(_, s)| s.expires)
+                    .map(|(k, _)| k.clone())
+            {
+                open.remove(&oldest);
+            }
+        }
+        open.insert(
+            id.clone(),
+            Session {
+                token_hash: hash,
+                csrf: random_id(),
+                expires: Instant::now() + LIFETIME,
+            },
+        );
+        let cookie = format!(
+            "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+            LIFETIME.as_secs()
+        );
+        Ok(Some(HeaderValue::from_str(&cookie).expect("ASCII cookie")))
+    }
+
+    /// Ends the request's session, if it has one; returns the `Set-Cookie` value that
+    /// clears the cookie.
+    pub fn sign_out(&self, headers: &HeaderMap) -> HeaderValue {
+        if let Some(id) = session_id(headers) {
+            self.open.lock().expect("sessions lock").remove(id);
+        }
+        HeaderValue::from_static("baton_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+    }
+
+    /// The signed-in user of a request with a live session cookie whose token is still
+    /// valid; `None` without one.
+    pub fn signed_in(
+        &self,
+        tokens: &Tokens,
+        headers: &HeaderMap,
+    ) -> Result<Option<SignedIn>, ApiError> {
+        let Some(id) = session_id(headers) else {
+            return Ok(None);
+        };
+        let (hash, csrf) = {
+            let mut open = self.open.lock().expect("sessions lock");
+            match open.get(id) {
+                Some(s) if s.expires > Instant::now() => (s.token_hash.clone(), s.csrf.clone()),
+                Some(_) => {
+                    open.remove(id);
+                    return Ok(None);
+                }
+                None => return Ok(None),
+            }
+        };
+        let caller = tokens
+            .by_hash(&hash)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(caller.map(|caller| SignedIn { caller, csrf }))
+    }
+
+    /// The caller behind a request's session, for the JSON API: a state-changing
+    /// request must carry the session's CSRF token in [`CSRF_HEADER`].
+    pub fn api_caller(
+        &self,
+        tokens: &Tokens,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Result<Option<Caller>, ApiError> {
+        let Some(signed) = self.signed_in(tokens, headers)? else {
+            return Ok(None);
+        };
+        if !method.is_safe() {
+            let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+            check_csrf(&signed, sent)?;
+        }
+        Ok(Some(signed.caller))
+    }
+}
+
+/// `Ok` if `sent` is the session's CSRF token.
+pub fn check_csrf(signed: &SignedIn, sent: Option<&str>) -> Result<(), ApiError> {
+    match sent {
+        Some(sent) if constant_time_eq(sent.as_bytes(), signed.csrf.as_bytes()) => Ok(()),
+        Some(_) => Err(ApiError::forbidden(
+            "the CSRF token does not match this session; reload the page and try again",
+        )
+        .field(CSRF_HEADER)),
+        None => Err(ApiError::forbidden(format!(
+            "a request made with a console session must carry the `{CSRF_HEADER}` header"
+        ))
+        .field(CSRF_HEADER)),
+    }
+}
+
+/// Whether a request carries a session cookie at all (signed in or not).
+pub fn has_cookie(headers: &HeaderMap) -> bool {
+    session_id(headers).is_some()
+}
+
+fn session_id(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value)
+        .filter(|v| !v.is_empty())
+}
+
+fn random_id() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the OS random source works");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::auth::Role;
+
+    fn tokens() -> (tempfile::TempDir, Tokens) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("baton.redb")).unwrap();
+        (dir, Tokens::new(store))
+    }
+
+    fn with_cookie(set_cookie: &HeaderValue) -> HeaderMap {
+        let pair = set_cookie.to_str().unwrap().split(';').next().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_str(pair).unwrap());
+        headers
+    }
+
+    #[test]
+    fn a_session_follows_its_token_and_guards_writes_with_csrf() {
+        let (_dir, tokens) = tokens();
+        let sessions = Sessions::default();
+        let (token, record) = tokens.create("ana", Role::Operator).unwrap();
+        assert!(sessions.sign_in(&tokens, "bt_nope").unwrap().is_none());
+        let cookie = sessions.sign_in(&tokens, &token).unwrap().unwrap();
+        let text = cookie.to_str().unwrap();
+        assert!(
+            text.contains("HttpOnly") && text.contains("SameSite=Strict"),
+            "{text}"
+        );
+
+        let mut headers = with_cookie(&cookie);
+        let signed = sessions.signed_in(&tokens, &headers).unwrap().unwrap();
+        assert_eq!(signed.caller.user, "ana");
+        // Reads need no CSRF token; writes need the right one.
+        assert!(
+            sessions
+                .api_caller(&tokens, &Method::GET, &headers)
+                .unwrap()
+                .is_some()
+        );
+        let refused = sessions
+            .api_caller(&tokens, &Method::POST, &headers)
+            .unwrap_err();
+        assert_eq!(refused.status, axum::http::StatusCode::FORBIDDEN);
+        headers.insert(CSRF_HEADER, HeaderValue::from_static("wrong"));
+        assert!(
+            sessions
+                .api_caller(&tokens, &Method::POST, &headers)
+                .is_err()
+        );
+        headers.insert(CSRF_HEADER, HeaderValue::from_str(&signed.csrf).unwrap());
+        assert!(
+            sessions
+                .api_caller(&tokens, &Method::POST, &headers)
+                .unwrap()
+                .is_some()
+        );
+
+        // Revoking the token ends the session.
+        tokens.create("root", Role::Admin).unwrap();
+        tokens.revoke(&record.id).unwrap();
+        assert!(sessions.signed_in(&tokens, &headers).unwrap().is_none());
+    }
+
+    #[test]
+    fn signing_out_forgets_the_session() {
+        let (_dir, tokens) = tokens();
+        let sessions = Sessions::default();
+        let (token, _) = tokens.create("ana", Role::Viewer).unwrap();
+        let headers = with_cookie(&sessions.sign_in(&tokens, &token).unwrap().unwrap());
+        let cleared = sessions.sign_out(&headers);
+        assert!(cleared.to_str().unwrap().contains("Max-Age=0"));
+        assert!(sessions.signed_in(&tokens, &headers).unwrap().is_none());
+    }
+}
