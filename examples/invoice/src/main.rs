@@ -109,7 +109,7 @@ fn main() -> Result<()> {
         server.url, server.url
     );
     println!(
-        "Console:      {}/   (the web console is not built yet: use the API and the CLI)",
+        "Console:      {}/   (sign in with a token below; alice's inbox has the reviews)",
         server.url
     );
     println!("Admin token:  {}", data.join("admin.token").display());
