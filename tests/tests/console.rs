@@ -46,13 +46,30 @@ steps:
     on_error: escalate
 "#;
 
+/// A person checks what a plugin produced; their correction is what later steps use.
+const READING: &str = r#"
+name: reading
+key: .input.id
+steps:
+  - id: read
+    call: echo/echo
+    input: { message: .input.text }
+  - id: check
+    human:
+      title: Check what was read
+      review: read
+  - id: use
+    call: echo/echo
+    input: { message: .steps.check.output.output.message }
+"#;
+
 fn shots() -> PathBuf {
     workspace_root().join("target/console-screenshots")
 }
 
 fn start() -> Server {
     let server = Server::start(&["echo"]);
-    for workflow in [EXPENSE, NOTIFY] {
+    for workflow in [EXPENSE, NOTIFY, READING] {
         let applied = server.admin("POST", "/v1/workflows", workflow);
         assert_eq!(applied.status, 201, "{}", applied.body);
     }
@@ -63,6 +80,39 @@ fn trigger(server: &Server, workflow: &str, body: &str) -> String {
     let started = server.admin("POST", &format!("/v1/workflows/{workflow}/runs"), body);
     assert!(started.status < 300, "{}", started.body);
     started.json()["id"].as_str().unwrap().to_owned()
+}
+
+/// Waits up to 10 s for `ready`.
+fn until(mut ready: impl FnMut() -> bool, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ready() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Waits until the live page has not refreshed itself for half a second, so elements
+/// found next are not replaced under the test.
+fn settled(browser: &Browser) {
+    let refreshed = || {
+        browser.script(
+            "return document.getElementById('main').dataset.refreshed || '';",
+            vec![],
+        )
+    };
+    let mut last = refreshed();
+    let mut quiet_since = std::time::Instant::now();
+    until(
+        || {
+            let now = refreshed();
+            if now != last {
+                last = now;
+                quiet_since = std::time::Instant::now();
+            }
+            quiet_since.elapsed() > std::time::Duration::from_millis(500)
+        },
+        "the page stops refreshing",
+    );
 }
 
 /// Signs in through the form, starting from `path` (which redirects to sign-in).
@@ -120,6 +170,8 @@ fn an_operator_watches_runs_live_approves_and_fixes_an_exception() {
     // The task inbox: the form generated from the task's schema refuses a too-short
     // reason with the API's message, then approves.
     browser.goto(&format!("http://{}/tasks", server.address));
+    browser.wait_for("article.task", "Approve the expense");
+    settled(&browser);
     let card = browser.wait_for("article.task", "Approve the expense");
     assert!(card.text().contains("EXP-7"), "{}", card.text());
     browser.screenshot("04-task-inbox");
@@ -144,6 +196,8 @@ fn an_operator_watches_runs_live_approves_and_fixes_an_exception() {
     // resumes and finishes with the corrected input.
     let failing = trigger(&server, "notify", r#"{"id":"N-1"}"#);
     browser.goto(&format!("http://{}/exceptions", server.address));
+    browser.wait_for("article.exception", "invalid_input");
+    settled(&browser);
     let exception = browser.wait_for("article.exception", "invalid_input");
     assert!(exception.text().contains("N-1"), "{}", exception.text());
     browser.screenshot("06-exception-queue");
@@ -229,4 +283,57 @@ fn a_viewer_sees_everything_and_is_refused_every_action() {
     browser.wait_for("h1", "Sign in");
     browser.goto(&format!("http://{}/runs", server.address));
     assert!(browser.url().contains("/login"), "{}", browser.url());
+}
+
+#[test]
+fn a_reviewer_accepts_one_reading_and_corrects_another() {
+    let server = start();
+    let ana = server.token("ana", "operator");
+    let accepted = trigger(&server, "reading", r#"{"id":"R-1","text":"ACME Corp"}"#);
+    let corrected = trigger(&server, "reading", r#"{"id":"R-2","text":"G1obex"}"#);
+    for run in [&accepted, &corrected] {
+        server.status_becomes(run, "waiting");
+    }
+    let browser = Browser::start(&shots());
+    sign_in(&browser, &server, &ana, "/tasks");
+
+    // Each review shows a field per property of the action's output schema, filled
+    // with what the plugin produced and showing it beside the field.
+    let card = |key: &str| browser.wait_for("article.task", key);
+    let first = card("R-1");
+    let field = first.find("input[name='output.message']");
+    assert_eq!(field.property("value").as_deref(), Some("ACME Corp"));
+    assert!(
+        first.text().contains("AI read: ACME Corp"),
+        "{}",
+        first.text()
+    );
+    browser.screenshot("13-review");
+    first.find("button[value=approved]").click();
+    server.status_becomes(&accepted, "succeeded");
+    until(
+        || browser.find_all("article.task").len() == 1,
+        "R-1 leaves the inbox",
+    );
+    settled(&browser);
+
+    let second = card("R-2");
+    second.find("input[name='output.message']").fill("Globex");
+    second.find("button[value=approved]").click();
+    browser.wait_for("main", "Nothing waits for you.");
+
+    assert_eq!(
+        server.status_becomes(&accepted, "succeeded")["output"]["message"],
+        "ACME Corp"
+    );
+    assert_eq!(
+        server.status_becomes(&corrected, "succeeded")["output"]["message"],
+        "Globex"
+    );
+    let rates = server.admin("GET", "/v1/feedback", "").json();
+    assert_eq!(rates[0]["reviewed"], 2, "{rates}");
+    assert_eq!(
+        rates[0]["corrected"], 1,
+        "only the changed reading: {rates}"
+    );
 }

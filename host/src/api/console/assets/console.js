@@ -43,18 +43,19 @@
     main.dataset.refreshed = String(Date.now());
   }
 
+  // Someone is typing in a form here: offer the changes rather than wipe their input.
+  function offer() {
+    say("This page has changed. ", "stale");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = "Show the changes";
+    button.addEventListener("click", () => { say(""); refresh(); });
+    flash.append(button);
+  }
+
   function changed() {
-    if (editing) {
-      say("This page has changed. ", "stale");
-      const button = document.createElement("button");
-      button.type = "button";
-      button.textContent = "Show the changes";
-      button.addEventListener("click", () => { say(""); refresh(); });
-      flash.append(button);
-      return;
-    }
     clearTimeout(pending);
-    pending = setTimeout(refresh, 150);
+    pending = setTimeout(() => (editing ? offer() : refresh()), 150);
   }
 
   const live = main.dataset.live;
