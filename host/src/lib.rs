@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod registry;
 pub mod runtime;
 pub mod store;
+pub mod url;
 pub mod webhooks;
 
 /// mimalloc for the binary and everything that links this library (tests, benches):

@@ -439,9 +439,23 @@ fn send(
 }
 
 impl Driver {
+    /// Starts chromedriver, trying again when the port it picked was taken: with
+    /// `--port=0` it picks a port for IPv6 and then fails if that port is busy on IPv4,
+    /// which happens when several tests start browsers at once.
+    fn start() -> Driver {
+        let mut failures = Vec::new();
+        for _ in 0..5 {
+            match Driver::try_start() {
+                Ok(driver) => return driver,
+                Err(failure) => failures.push(failure),
+            }
+        }
+        panic!("chromedriver did not start:\n{}", failures.join("\n---\n"))
+    }
+
     /// Starts chromedriver on a port it picks, in a process group of its own so that
     /// dropping it also ends the Chromium it started.
-    fn start() -> Driver {
+    fn try_start() -> Result<Driver, String> {
         use std::os::unix::process::CommandExt;
         let logs = tempfile::tempdir().expect("temp dir");
         let stderr = std::fs::File::create(logs.path().join("stderr.log")).unwrap();
@@ -486,10 +500,10 @@ impl Driver {
             Ok(Ok(port)) => port,
             Ok(Err(stdout)) => {
                 let status = driver.child.wait().ok();
-                panic!(
-                    "chromedriver did not start ({status:?})\nstdout:\n{stdout}\nstderr:\n{}",
+                return Err(format!(
+                    "exit {status:?}\nstdout:\n{stdout}\nstderr:\n{}",
                     driver.log()
-                )
+                ));
             }
             Err(_) => panic!(
                 "chromedriver did not say its port within 20 s\nstderr:\n{}",
@@ -497,7 +511,7 @@ impl Driver {
             ),
         };
         driver.port = port;
-        driver
+        Ok(driver)
     }
 
     /// `127.0.0.1:PORT` (chromedriver only accepts local connections).

@@ -205,6 +205,11 @@ fn an_operator_watches_runs_live_approves_and_fixes_an_exception() {
     input.fill(r#"{"message": "fixed by hand"}"#);
     exception.find("form[data-api$='/retry'] button").click();
     browser.wait_for("main", "No exceptions");
+    browser.goto(&format!("http://{}/runs/{failing}", server.address));
+    browser.wait_for("h1", "succeeded");
+    browser.wait_for("#step-say", "completed");
+    browser.wait_for("main", "fixed by hand");
+    browser.screenshot("07-exception-fixed");
     let done = server.status_becomes(&failing, "succeeded");
     assert_eq!(done["output"]["message"], "fixed by hand", "{done}");
     let log = server
@@ -223,22 +228,22 @@ fn an_operator_watches_runs_live_approves_and_fixes_an_exception() {
     let plugin = browser.wait_for("article.plugin", "echo");
     assert!(plugin.text().contains("unsigned"), "{}", plugin.text());
     assert!(plugin.text().contains("calls"), "{}", plugin.text());
-    browser.screenshot("07-plugins");
+    browser.screenshot("08-plugins");
     browser.goto(&format!("http://{}/workflows/expense", server.address));
     for step in ["approve", "cool-off", "pay", "refused", "done"] {
         browser.wait_for("figure.graph", step);
     }
-    browser.screenshot("08-workflow-graph");
+    browser.screenshot("09-workflow-graph");
     browser.goto(&format!("http://{}/audit?actor=user:olga", server.address));
     browser.wait_for("table.audit", &run);
     browser.find("#verify").click();
     browser.wait_for("#verify-result", "Intact");
-    browser.screenshot("09-audit-verified");
+    browser.screenshot("10-audit-verified");
 
     // An unknown page is a readable page, not a blank one.
     browser.goto(&format!("http://{}/runs/no-such-run", server.address));
     browser.wait_for("[role=alert]", "no run no-such-run");
-    browser.screenshot("10-error");
+    browser.screenshot("11-error");
 }
 
 #[test]
@@ -259,7 +264,7 @@ fn a_viewer_sees_everything_and_is_refused_every_action() {
         "{}",
         note.text()
     );
-    browser.screenshot("11-viewer-exceptions");
+    browser.screenshot("12-viewer-exceptions");
 
     // Forced anyway (the disabled attribute removed), the server refuses it and the
     // page says so; the exception stays.
@@ -272,7 +277,7 @@ fn a_viewer_sees_everything_and_is_refused_every_action() {
         "form[data-api$='/skip'] .form-status",
         "may not steer runs or decide tasks [forbidden]",
     );
-    browser.screenshot("12-viewer-refused");
+    browser.screenshot("13-viewer-refused");
     let queue = server.admin("GET", "/v1/exceptions", "").json();
     assert_eq!(queue.as_array().unwrap().len(), 1, "{queue}");
 
@@ -308,7 +313,7 @@ fn a_reviewer_accepts_one_reading_and_corrects_another() {
         "{}",
         first.text()
     );
-    browser.screenshot("13-review");
+    browser.screenshot("14-review");
     first.find("button[value=approved]").click();
     server.status_becomes(&accepted, "succeeded");
     until(

@@ -223,6 +223,11 @@ impl Tokens {
         Ok(record)
     }
 
+    /// How the store keys a token.
+    pub fn hash(token: &str) -> String {
+        hash_token(token)
+    }
+
     /// The caller a bearer token belongs to, if it is valid and not revoked.
     pub fn authenticate(&self, token: &str) -> Result<Option<Caller>, TokenError> {
         self.by_hash(&hash_token(token))
@@ -236,13 +241,6 @@ impl Tokens {
             user: r.user,
             role: r.role,
         }))
-    }
-}
-
-impl Tokens {
-    /// How the store keys a token.
-    pub fn hash(token: &str) -> String {
-        hash_token(token)
     }
 }
 

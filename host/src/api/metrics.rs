@@ -4,7 +4,6 @@ use super::Shared;
 use super::auth::{Access, Caller};
 use super::error::ApiError;
 use super::openapi::{Doc, Routes};
-use crate::engine::state::RunStatus;
 use crate::metrics::gauge;
 use axum::extract::State;
 use axum::http::header;
@@ -26,16 +25,11 @@ async fn metrics(
     caller: Caller,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Access::Read)?;
-    let counts = state.engine.store().count_by_status()?;
-    let runs: Vec<(Option<(&str, &str)>, u64)> = RunStatus::ALL
-        .iter()
-        .map(|s| {
-            let n = counts
-                .iter()
-                .find(|(name, _)| name == s.as_str())
-                .map_or(0, |(_, n)| *n);
-            (Some(("status", s.as_str())), n)
-        })
+    let runs: Vec<(Option<(&str, &str)>, u64)> = state
+        .engine
+        .run_counts()?
+        .into_iter()
+        .map(|(s, n)| (Some(("status", s.as_str())), n))
         .collect();
     let (writer, live, timers) = state.engine.queues();
     let mut out = String::new();

@@ -45,6 +45,8 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The state of a server on `engine` and `tokens` that stops when `closing` turns
+    /// true, with no console session open yet.
     pub fn new(
         engine: Engine,
         tokens: Tokens,
@@ -164,21 +166,33 @@ async fn not_found(
     uri: axum::http::Uri,
     headers: axum::http::HeaderMap,
 ) -> axum::response::Response {
+    for_client(
+        ApiError::not_found(format!("no route {}", uri.path())),
+        &headers,
+    )
+}
+
+async fn method_not_allowed(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    let error = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    );
+    for_client(error, &headers)
+}
+
+/// `error` as a page for a browser, as JSON for everyone else.
+fn for_client(error: ApiError, headers: &axum::http::HeaderMap) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let error = ApiError::not_found(format!("no route {}", uri.path()));
-    if console::wants_html(&headers) {
+    if console::wants_html(headers) {
         console::error_page(error)
     } else {
         error.into_response()
     }
-}
-
-async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!("{method} is not allowed on {}", uri.path()),
-    )
 }
 
 type Shared = Arc<AppState>;

@@ -145,49 +145,37 @@ async fn all_runs(
     Query(params): Query<AllRunsParams>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     caller.require(Access::Read)?;
-    let mut live = state.engine.events();
-    let (tx, stream) = channel();
-    let mut closing = state.closing.clone();
-    tokio::spawn(async move {
-        let mut workflows: HashMap<String, Option<String>> = HashMap::new();
-        loop {
-            let batch: Arc<Committed> = tokio::select! {
-                received = live.recv() => match received {
-                    Ok(batch) => batch,
-                    Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        let notice = Event::default().event("lagged").data(format!("{{\"missed\":{missed}}}"));
-                        if tx.send(notice).await.is_err() {
-                            return;
-                        }
-                        continue;
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-                _ = closing.changed() => return,
-            };
-            if let Some(wanted) = &params.workflow {
-                if workflows.len() > WORKFLOW_CACHE {
-                    workflows.clear();
-                }
-                let workflow = workflows.entry(batch.run_id.clone()).or_insert_with(|| {
-                    state
-                        .engine
-                        .store()
-                        .run::<RunRecord>(&batch.run_id)
-                        .ok()
-                        .flatten()
-                        .map(|r| r.workflow)
-                });
-                if workflow.as_ref() != Some(wanted) {
-                    continue;
-                }
+    let mut workflows: HashMap<String, Option<String>> = HashMap::new();
+    let engine = state.engine.clone();
+    let stream = follow(&state, move |received| {
+        let batch = match received {
+            Ok(batch) => batch,
+            Err(missed) => {
+                let notice = format!("{{\"missed\":{missed}}}");
+                return vec![Event::default().event("lagged").data(notice)];
             }
-            for event in &batch.events {
-                if tx.send(sse(&batch.run_id, event, true)).await.is_err() {
-                    return;
-                }
+        };
+        if let Some(wanted) = &params.workflow {
+            if workflows.len() > WORKFLOW_CACHE {
+                workflows.clear();
+            }
+            let workflow = workflows.entry(batch.run_id.clone()).or_insert_with(|| {
+                engine
+                    .store()
+                    .run::<RunRecord>(&batch.run_id)
+                    .ok()
+                    .flatten()
+                    .map(|r| r.workflow)
+            });
+            if workflow.as_ref() != Some(wanted) {
+                return Vec::new();
             }
         }
+        batch
+            .events
+            .iter()
+            .map(|event| sse(&batch.run_id, event, true))
+            .collect()
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
@@ -209,33 +197,48 @@ async fn changes(
     Query(params): Query<ChangesParams>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     caller.require(Access::Read)?;
+    let stream = follow(&state, move |received| {
+        let run = received.ok().map(|batch| batch.run_id.clone());
+        if run.is_some() && params.run.is_some() && run != params.run {
+            return Vec::new();
+        }
+        let data = serde_json::json!({ "run_id": run }).to_string();
+        vec![Event::default().event("change").data(data)]
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// The events `events_for` makes of each batch committed from now on (`Err(missed)`
+/// after falling behind), as a stream that ends when the client leaves or the server
+/// closes.
+fn follow<F>(
+    state: &Shared,
+    mut events_for: F,
+) -> impl Stream<Item = Result<Event, Infallible>> + use<F>
+where
+    F: FnMut(Result<Arc<Committed>, u64>) -> Vec<Event> + Send + 'static,
+{
     let mut live = state.engine.events();
-    let (tx, stream) = channel();
     let mut closing = state.closing.clone();
+    let (tx, stream) = channel();
     tokio::spawn(async move {
         loop {
-            let run = tokio::select! {
+            let received = tokio::select! {
                 received = live.recv() => match received {
-                    Ok(batch) => Some(batch.run_id.clone()),
-                    Err(broadcast::error::RecvError::Lagged(_)) => None,
+                    Ok(batch) => Ok(batch),
+                    Err(broadcast::error::RecvError::Lagged(missed)) => Err(missed),
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
                 _ = closing.changed() => return,
             };
-            if run.is_some() && params.run.is_some() && run != params.run {
-                continue;
-            }
-            let data = serde_json::json!({ "run_id": run }).to_string();
-            if tx
-                .send(Event::default().event("change").data(data))
-                .await
-                .is_err()
-            {
-                return;
+            for event in events_for(received) {
+                if tx.send(event).await.is_err() {
+                    return;
+                }
             }
         }
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    stream
 }
 
 /// A bounded channel whose receiving side is the response's event stream.

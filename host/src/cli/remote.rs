@@ -164,18 +164,7 @@ fn server_error(status: u16, text: &str) -> String {
     }
 }
 
-/// `segment` made safe for a URL path (run ids, step paths like `lines[3].check`).
-pub fn segment(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for byte in segment.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~@".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
+pub use baton::url::segment;
 
 /// A query string from the pairs whose value is set (`?a=1&b=2`, or empty).
 pub fn query(pairs: &[(&str, Option<String>)]) -> String {

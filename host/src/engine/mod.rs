@@ -438,17 +438,19 @@ impl Engine {
         })?)
     }
 
-    /// How many runs have each status.
-    pub fn run_counts(&self) -> Result<Vec<(RunStatus, usize)>, EngineError> {
-        RunStatus::ALL
+    /// How many runs have each status, every status listed.
+    pub fn run_counts(&self) -> Result<Vec<(RunStatus, u64)>, EngineError> {
+        let counts = self.inner.store.count_by_status()?;
+        Ok(RunStatus::ALL
             .into_iter()
             .map(|status| {
-                Ok((
-                    status,
-                    self.inner.store.runs_with_status(status.as_str())?.len(),
-                ))
+                let n = counts
+                    .iter()
+                    .find(|(name, _)| name == status.as_str())
+                    .map_or(0, |(_, n)| *n);
+                (status, n)
             })
-            .collect()
+            .collect())
     }
 
     /// Every waiting run with its steps, oldest first: where tasks and exceptions are.
@@ -690,6 +692,10 @@ impl Engine {
                 else {
                     continue;
                 };
+                let review_schema = task
+                    .review
+                    .as_ref()
+                    .and_then(|review| self.review_schema(&run, review));
                 out.push(TaskView {
                     run_id: run.id.clone(),
                     workflow: run.workflow.clone(),
@@ -697,6 +703,7 @@ impl Engine {
                     path: step.path,
                     outcomes: human.outcomes.clone(),
                     form: human.form.clone(),
+                    review_schema,
                     input: step.record.input,
                     opened_ms: step.record.scheduled_ms,
                     task,
@@ -704,6 +711,23 @@ impl Engine {
             }
         }
         Ok(out)
+    }
+
+    /// The JSON Schema of a reviewed output: the action's, in the plugin version the run
+    /// pinned. `None` if that version is gone.
+    fn review_schema(&self, run: &RunRecord, review: &task::Review) -> Option<serde_json::Value> {
+        let pinned = run.plugins.get(&review.plugin)?;
+        let target: PluginRef = format!("{}@{}", review.plugin, pinned.version)
+            .parse()
+            .ok()?;
+        let record = self.inner.registry.resolve(&target).ok()?;
+        Some(
+            record
+                .manifest
+                .action(&review.action)?
+                .output_schema
+                .clone(),
+        )
     }
 
     /// Sends an operator command (cancel, pause, resume, retry, resolve, restart) to a
@@ -731,27 +755,33 @@ impl Engine {
 /// Refuses commands that cannot apply to a run in its current status, before anything
 /// is stored. (The run checks again when it acts: its state may have moved on.)
 fn check_command(run: &RunRecord, message: &InboxMessage) -> Result<(), EngineError> {
-    let status = run.status;
-    let refuse = |what: &str| {
-        Err(EngineError::Conflict(format!(
-            "run {} is {status}; {what}",
-            run.id
-        )))
+    let command = match message {
+        InboxMessage::Cancel { .. } => "cancel",
+        InboxMessage::Pause { .. } => "pause",
+        InboxMessage::Resume { .. } => "resume",
+        InboxMessage::Restart { .. } => "restart",
+        _ => return Ok(()),
     };
-    match message {
-        InboxMessage::Cancel { .. } if status.is_finished() => {
-            refuse("only an unfinished run can be cancelled")
+    match command_refusal(run.status, command) {
+        Some(why) => Err(EngineError::Conflict(format!(
+            "run {} is {}; {why}",
+            run.id, run.status
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Why a run with `status` refuses the steering `command` (`cancel`, `pause`,
+/// `resume`, `restart`), if it does. (A retry depends on the step, not the run.)
+pub fn command_refusal(status: RunStatus, command: &str) -> Option<&'static str> {
+    match command {
+        "cancel" if status.is_finished() => Some("only an unfinished run can be cancelled"),
+        "pause" if status.is_finished() || status == RunStatus::Paused => {
+            Some("only a running or waiting run can be paused")
         }
-        InboxMessage::Pause { .. } if status.is_finished() || status == RunStatus::Paused => {
-            refuse("only a running or waiting run can be paused")
-        }
-        InboxMessage::Resume { .. } if status != RunStatus::Paused => {
-            refuse("only a paused run can be resumed")
-        }
-        InboxMessage::Restart { .. } if status == RunStatus::Cancelled => {
-            refuse("a cancelled run cannot be restarted")
-        }
-        _ => Ok(()),
+        "resume" if status != RunStatus::Paused => Some("only a paused run can be resumed"),
+        "restart" if status == RunStatus::Cancelled => Some("a cancelled run cannot be restarted"),
+        _ => None,
     }
 }
 

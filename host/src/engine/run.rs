@@ -702,7 +702,7 @@ impl Actor {
         let mut corrected = false;
         if let Some(review) = &task.review {
             let reviewed = decision.output.clone().unwrap_or(review.output.clone());
-            corrected = reviewed != review.output;
+            corrected = !super::task::same_json(&reviewed, &review.output);
             let correction = corrected.then(|| {
                 encode(&CorrectionRecord {
                     input: review.input.clone(),

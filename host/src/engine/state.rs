@@ -410,6 +410,10 @@ pub struct TaskView {
     /// JSON Schema of the data to fill in.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub form: Option<serde_json::Value>,
+    /// For a review: the JSON Schema of the output under review (the action's, in the
+    /// plugin version that produced it), to build the correction form from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review_schema: Option<serde_json::Value>,
     /// What the task shows the person (the step's `input`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input: Option<serde_json::Value>,

@@ -278,6 +278,23 @@ impl TaskState {
     }
 }
 
+/// Whether a reviewed output is the original, comparing numbers by value: a form sends
+/// `5200` back for an output's `5200.0`, and that is an acceptance, not a correction.
+pub fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x == y || x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_json(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(key, a)| y.get(key).is_some_and(|b| same_json(a, b)))
+        }
+        _ => a == b,
+    }
+}
+
 /// The user an actor identity names (`user:alice` → `alice`).
 pub fn user_of(actor: &str) -> &str {
     actor.strip_prefix("user:").unwrap_or(actor)
@@ -380,5 +397,17 @@ mod tests {
         assert_eq!(task.unclaim(&b), Err(TaskRefusal::NotClaimed("b".into())));
         task.unclaim(&person("root", "admin")).unwrap();
         assert!(task.actionable_by(&b));
+    }
+
+    #[test]
+    fn a_review_sent_back_with_the_same_numbers_is_no_correction() {
+        let original = serde_json::json!({"total": 5200.0, "lines": [{"qty": 2.0}], "po": "PO-1"});
+        let sent = serde_json::json!({"total": 5200, "lines": [{"qty": 2}], "po": "PO-1"});
+        assert!(same_json(&sent, &original));
+        let changed = serde_json::json!({"total": 5200, "lines": [{"qty": 2}], "po": "PO-2"});
+        assert!(!same_json(&changed, &original));
+        let emptied = serde_json::json!({"total": null, "lines": [{"qty": 2}], "po": "PO-1"});
+        assert!(!same_json(&emptied, &original));
+        assert!(!same_json(&serde_json::json!({"total": 5200.0}), &original));
     }
 }

@@ -1,10 +1,11 @@
 //! Audit: who did what, by run or by actor, and a check of every hash chain.
 
-use super::html::{self, time};
+use super::html::time;
 use super::{Page, PageResult, Section};
 use crate::api::Shared;
 use crate::api::audit::{Filter, entries as matching};
 use crate::engine::audit::verify;
+use crate::url::segment;
 use axum::extract::{Query, State};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -15,10 +16,13 @@ const PAGE_LIMIT: usize = 500;
 /// Fields every entry has, shown in their own columns or not at all.
 const COLUMNS: [&str; 7] = ["run_id", "seq", "at_ms", "type", "actor", "prev", "hash"];
 
+/// The search form's fields; an empty field means any.
 #[derive(Deserialize, Default)]
 pub struct AuditParams {
+    /// A run id, or `system`.
     #[serde(default)]
     run: String,
+    /// An actor (`user:alice`).
     #[serde(default)]
     actor: String,
     /// Set by the verify button.
@@ -88,7 +92,7 @@ pub fn entries(entries: &[Value]) -> Markup {
                 @let run = e["run_id"].as_str().unwrap_or_default();
                 tr {
                     td { (time(e["at_ms"].as_u64().unwrap_or_default())) }
-                    td { @if run == crate::engine::audit::SYSTEM_LOG { code { (run) } } @else { a href={ "/runs/" (html::encode(run)) } { code { (run) } } } }
+                    td { @if run == crate::engine::audit::SYSTEM_LOG { code { (run) } } @else { a href={ "/runs/" (segment(run)) } { code { (run) } } } }
                     td { (e["seq"]) }
                     td { (e["type"].as_str().unwrap_or_default()) }
                     td.actor { (e["actor"].as_str().unwrap_or_default()) }

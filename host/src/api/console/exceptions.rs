@@ -6,6 +6,7 @@ use super::{Page, PageResult, Section};
 use crate::api::Shared;
 use crate::api::auth::Access;
 use crate::engine::state::ExceptionView;
+use crate::url::segment;
 use axum::extract::State;
 use maud::{Markup, html};
 
@@ -29,12 +30,12 @@ pub async fn queue(State(state): State<Shared>, page: Page) -> PageResult {
 }
 
 fn card(e: &ExceptionView, refusal: Option<&str>) -> Markup {
-    let id = format!("exception-{}-{}", e.run_id, html::encode(&e.path));
+    let id = format!("exception-{}-{}", e.run_id, segment(&e.path));
     let api = |action: &str| {
         format!(
             "POST /v1/exceptions/{}/{}/{action}",
-            html::encode(&e.run_id),
-            html::encode(&e.path)
+            segment(&e.run_id),
+            segment(&e.path)
         )
     };
     let step = &e.step;

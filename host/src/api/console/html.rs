@@ -1,22 +1,10 @@
 //! Building blocks every console page uses: times, durations, JSON, status badges,
 //! action forms, and forms generated from a JSON Schema.
 
+use crate::url::segment;
 use maud::{Markup, PreEscaped, html};
 use serde_json::Value;
 use std::time::{Duration, UNIX_EPOCH};
-
-/// `text` percent-encoded for a URL path segment or query value.
-pub fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> u64 {
@@ -144,7 +132,7 @@ pub fn schema_fields(
                 @let property = properties.and_then(|p| p.get(name)).unwrap_or(&Value::Null);
                 @let value = values.and_then(|v| v.get(name));
                 @let was = original.and_then(|v| v.get(name));
-                @let field_id = format!("{id}-{}", encode(name));
+                @let field_id = format!("{id}-{}", segment(name));
                 div.field {
                     label for=(field_id) {
                         (property["title"].as_str().unwrap_or(name))
@@ -184,12 +172,16 @@ fn input(
         Some(v) => v.to_string(),
     };
     if let Some(choices) = property["enum"].as_array() {
+        // Choices that are not all strings travel as JSON, so `2` stays a number.
+        let as_json = choices.iter().any(|c| !c.is_string());
+        let current = value.map(|v| if as_json { v.to_string() } else { text.clone() });
         return html! {
-            select #(id) name=(name) required[required] data-original=[original] {
+            select #(id) name=(name) required[required] data-json[as_json] data-original=[original] {
                 @if !required { option value="" { "—" } }
                 @for choice in choices {
-                    @let choice = choice.as_str().map_or_else(|| choice.to_string(), str::to_owned);
-                    option value=(choice) selected[choice == text] { (choice) }
+                    @let shown = compact(choice);
+                    @let sent = if as_json { choice.to_string() } else { shown.clone() };
+                    option value=(sent) selected[Some(&sent) == current.as_ref()] { (shown) }
                 }
             }
         };
@@ -232,6 +224,14 @@ pub fn compact(value: &Value) -> String {
     }
 }
 
+/// How a serde enum names itself (`escalated`, `warn`).
+pub fn label(value: &impl serde::Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
 /// Trusted markup (the step graph, built and escaped by [`super::graph`]).
 pub fn trusted(svg: String) -> Markup {
     PreEscaped(svg)
@@ -241,12 +241,6 @@ pub fn trusted(svg: String) -> Markup {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn encoding_leaves_only_unreserved_characters() {
-        assert_eq!(encode("lines[2].post"), "lines%5B2%5D.post");
-        assert_eq!(encode("/runs?x=a b"), "%2Fruns%3Fx%3Da%20b");
-    }
 
     #[test]
     fn times_read_naturally() {

@@ -23,6 +23,7 @@ pub use session::{Sessions, SignedIn, has_cookie};
 use super::Shared;
 use super::auth::Access;
 use super::error::ApiError;
+use crate::url::segment;
 use axum::Router;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, FromRequestParts, State};
@@ -38,7 +39,7 @@ const FRAGMENT_HEADER: &str = "x-baton-fragment";
 
 /// The console's pages, sign-in and assets.
 pub fn routes() -> Router<Shared> {
-    Router::new()
+    let pages = Router::new()
         .route("/", get(|| async { Redirect::to("/runs") }))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
@@ -51,12 +52,53 @@ pub fn routes() -> Router<Shared> {
         .route("/plugins", get(plugins::list))
         .route("/workflows", get(workflows::list))
         .route("/workflows/{name}", get(workflows::show))
-        .route("/audit", get(audit::query))
+        .route("/audit", get(audit::query));
+    pages.layer(axum::middleware::map_response(protect))
+}
+
+/// Headers on every console response, and errors (a malformed query, say) as pages.
+async fn protect(response: Response) -> Response {
+    let is_html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    let mut response = if response.status().is_client_error() && !is_html {
+        // axum's own rejections are plain text; people get a page.
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 64 << 10)
+            .await
+            .unwrap_or_default();
+        error_page(ApiError::new(
+            status,
+            "bad_request",
+            String::from_utf8_lossy(&body).into_owned(),
+        ))
+    } else {
+        response
+    };
+    let headers = response.headers_mut();
+    // Pages hold the CSRF token and business data: not for caches. A live refresh
+    // fetches the same URL for a fragment, which must not stand in for the page.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::VARY, HeaderValue::from_static(FRAGMENT_HEADER));
+    // Only our own script and styles, no framing (clickjacking), no type sniffing.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 /// A request for a console page by a signed-in user. Without a session it redirects
 /// to the sign-in page, which comes back here afterwards.
 pub struct Page {
+    /// Who asked, and their session's CSRF token.
     pub signed: SignedIn,
     /// Only `<main>`'s content is wanted (a live refresh).
     fragment: bool,
@@ -133,7 +175,7 @@ impl FromRequestParts<Shared> for Page {
             }),
             Ok(None) => {
                 let here = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-                Err(Redirect::to(&format!("/login?next={}", html::encode(here))).into_response())
+                Err(Redirect::to(&format!("/login?next={}", segment(here))).into_response())
             }
             Err(e) => Err(error_page(e)),
         }
@@ -287,6 +329,8 @@ async fn login(
             &form.next,
         );
     }
+    // A session the browser already had ends: signing in never continues another.
+    state.sessions.sign_out(&headers);
     match state.sessions.sign_in(&state.tokens, &form.token) {
         Ok(Some(cookie)) => see_other(local_target(&form.next), Some(cookie)),
         Ok(None) => login_form(
@@ -324,8 +368,10 @@ async fn logout(
     see_other("/login", Some(cleared))
 }
 
+/// `303 See Other` to `location` (a path [`local_target`] accepted).
 fn see_other(location: &str, cookie: Option<HeaderValue>) -> Response {
-    let mut response = Redirect::to(location).into_response();
+    let location = HeaderValue::from_str(location).unwrap_or(HeaderValue::from_static("/runs"));
+    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response();
     if let Some(cookie) = cookie {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
@@ -333,8 +379,13 @@ fn see_other(location: &str, cookie: Option<HeaderValue>) -> Response {
 }
 
 /// `next` if it is a path on this server; the runs page otherwise (no open redirect).
+/// Only visible ASCII without `\` passes: browsers drop tabs and newlines from URLs and
+/// read `\` as `/`, so `/<TAB>/evil.example` would otherwise leave the site.
 fn local_target(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
+    let plain = next
+        .bytes()
+        .all(|b| (0x21..0x7f).contains(&b) && b != b'\\');
+    if plain && next.starts_with('/') && !next.starts_with("//") {
         next
     } else {
         "/runs"
@@ -390,6 +441,9 @@ mod tests {
         assert_eq!(local_target("//evil.example/x"), "/runs");
         assert_eq!(local_target("/\\evil.example"), "/runs");
         assert_eq!(local_target("https://evil.example"), "/runs");
+        assert_eq!(local_target("/\t/evil.example"), "/runs");
+        assert_eq!(local_target("/runs\nx"), "/runs");
+        assert_eq!(local_target("/ü"), "/runs");
         assert_eq!(local_target(""), "/runs");
     }
 

@@ -2,7 +2,6 @@
 //! was granted, and how its calls have gone since the server started.
 
 use super::html::{self, badge, time};
-use super::runs::label;
 use super::{Page, PageResult, Section};
 use crate::api::Shared;
 use crate::metrics::CallFigures;
@@ -35,7 +34,7 @@ fn card(plugin: &PluginView, calls: Option<&CallFigures>) -> Markup {
     let m = &plugin.record.manifest;
     html! {
         article.card.plugin #{ "plugin-" (m.name) "-" (m.version) } {
-            h2 { (m.name) " " span.muted { (m.version) } " " (badge(&label(&m.kind))) }
+            h2 { (m.name) " " span.muted { (m.version) } " " (badge(&html::label(&m.kind))) }
             @if !m.description.is_empty() { p { (m.description) } }
             dl.summary {
                 dt { "Digest" } dd { code title=(plugin.record.digest) { (short_digest(&plugin.record.digest)) } }

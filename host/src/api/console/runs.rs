@@ -6,10 +6,12 @@ use super::{Page, PageResult, Section};
 use crate::api::Shared;
 use crate::api::auth::Access;
 use crate::api::error::ApiError;
+use crate::engine::command_refusal;
 use crate::engine::state::{Attempt, RunRecord, RunStatus, StepStatus, StepView};
+use crate::url::segment;
 use axum::extract::{Path, Query, State};
 use maud::{Markup, html};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -19,13 +21,16 @@ pub const LIVE: &str = "/v1/runs/changes";
 /// Runs the list shows at most.
 const LIST_LIMIT: usize = 200;
 
-/// The list's filters; an empty field means any.
+/// The list's filters, as the filter form sends them; an empty field means any.
 #[derive(Deserialize, Default)]
 pub struct Filters {
+    /// A run status.
     #[serde(default)]
     status: String,
+    /// A workflow name.
     #[serde(default)]
     workflow: String,
+    /// A business key.
     #[serde(default)]
     key: String,
 }
@@ -47,8 +52,8 @@ pub async fn list(State(state): State<Shared>, page: Page, Query(f): Query<Filte
     let filtered = |status: &str| {
         format!(
             "/runs?status={status}&workflow={}&key={}",
-            html::encode(&f.workflow),
-            html::encode(&f.key)
+            segment(&f.workflow),
+            segment(&f.key)
         )
     };
     let body = html! {
@@ -130,7 +135,7 @@ pub async fn show(State(state): State<Shared>, page: Page, Path(id): Path<String
     let body = html! {
         h1 { "Run " code { (run.id) } " " (badge(run.status.as_str())) }
         dl.summary {
-            dt { "Workflow" } dd { a href={ "/workflows/" (html::encode(&run.workflow)) "?version=" (run.version) } { (run.workflow) " v" (run.version) } }
+            dt { "Workflow" } dd { a href={ "/workflows/" (segment(&run.workflow)) "?version=" (run.version) } { (run.workflow) " v" (run.version) } }
             dt { "Business key" } dd { (run.key.as_deref().unwrap_or("—")) }
             dt { "Started by" } dd { (run.started_by.as_deref().unwrap_or("—")) }
             dt { "Started" } dd { (time(run.created_ms)) }
@@ -150,7 +155,7 @@ pub async fn show(State(state): State<Shared>, page: Page, Path(id): Path<String
             // What a finished run produced is what people come for: shown open.
             details open { summary { "Output" } (html::json(output)) }
         }
-        @if !run.status.is_finished() || run.status == RunStatus::Failed {
+        @if run.status != RunStatus::Cancelled {
             section.commands aria-labelledby="commands-title" {
                 h2 #commands-title { "Commands" }
                 (commands(&view.run, &view.steps, refusal.as_deref()))
@@ -167,13 +172,13 @@ pub async fn show(State(state): State<Shared>, page: Page, Path(id): Path<String
             (super::audit::entries(&history))
         }
     };
-    let live = (!run.status.is_finished()).then(|| format!("{LIVE}?run={}", html::encode(&run.id)));
+    let live = (!run.status.is_finished()).then(|| format!("{LIVE}?run={}", segment(&run.id)));
     Ok(page.render(&format!("Run {}", run.id), Section::Runs, live, body))
 }
 
 /// The forms for `POST /v1/runs/{id}/{command}` that fit the run's state.
 fn commands(run: &RunRecord, steps: &[StepView], refusal: Option<&str>) -> Markup {
-    let api = |command: &str| format!("POST /v1/runs/{}/{command}", html::encode(&run.id));
+    let api = |command: &str| format!("POST /v1/runs/{}/{command}", segment(&run.id));
     let failed: Vec<&StepView> = steps
         .iter()
         .filter(|s| s.record.status == StepStatus::Failed)
@@ -189,14 +194,16 @@ fn commands(run: &RunRecord, steps: &[StepView], refusal: Option<&str>) -> Marku
             }
             seen
         });
+    let takes = |command: &str| command_refusal(run.status, command).is_none();
     html! {
         div.command-grid {
-            @if !run.status.is_finished() {
-                @if run.status == RunStatus::Paused {
-                    (action_form(&api("resume"), refusal, html! {}, html! { button.primary type="submit" { "Resume" } }))
-                } @else {
-                    (action_form(&api("pause"), refusal, html! {}, html! { button type="submit" { "Pause" } }))
-                }
+            @if takes("resume") {
+                (action_form(&api("resume"), refusal, html! {}, html! { button.primary type="submit" { "Resume" } }))
+            }
+            @if takes("pause") {
+                (action_form(&api("pause"), refusal, html! {}, html! { button type="submit" { "Pause" } }))
+            }
+            @if takes("cancel") {
                 (action_form(&api("cancel"), refusal, html! {
                     label for="cancel-reason" { "Reason" }
                     input #cancel-reason type="text" name="reason" placeholder="why, for the log";
@@ -211,7 +218,7 @@ fn commands(run: &RunRecord, steps: &[StepView], refusal: Option<&str>) -> Marku
                     (json_field("retry-input", "input", "Input (empty: as before)", None))
                 }, html! { button.primary type="submit" { "Retry step" } }))
             }
-            @if !top_level.is_empty() {
+            @if takes("restart") && !top_level.is_empty() {
                 (action_form(&api("restart"), refusal, html! {
                     label for="restart-step" { "Restart from step" }
                     select #restart-step name="step" {
@@ -226,12 +233,12 @@ fn commands(run: &RunRecord, steps: &[StepView], refusal: Option<&str>) -> Marku
 
 fn timeline_entry(run: &RunRecord, step: &StepView) -> Markup {
     let r = &step.record;
-    let status = label(&r.status);
+    let status = html::label(&r.status);
     let took = r
         .finished_ms
         .map(|done| html::duration(Duration::from_millis(done.saturating_sub(r.scheduled_ms))));
     html! {
-        li class={ "step status-" (status) } id={ "step-" (html::encode(&step.path)) } {
+        li class={ "step status-" (status) } id={ "step-" (segment(&step.path)) } {
             div.step-head {
                 strong { (step.path) }
                 " " span.muted { (r.kind) @if let Some(p) = &r.plugin { " " code { (p) } } }
@@ -253,7 +260,7 @@ fn timeline_entry(run: &RunRecord, step: &StepView) -> Markup {
                 p.failure { strong { (failure.code) } ": " (failure.message) }
             }
             @if r.status == StepStatus::Escalated {
-                p { a href={ "/exceptions#exception-" (html::encode(&run.id)) "-" (html::encode(&step.path)) } { "In the exception queue" } }
+                p { a href={ "/exceptions#exception-" (segment(&run.id)) "-" (segment(&step.path)) } { "In the exception queue" } }
             }
             @if !r.attempts.is_empty() { (attempts(&r.attempts)) }
             @if let Some(input) = r.input_override.as_ref().or(r.input.as_ref()) { (json_details("Input", input)) }
@@ -285,7 +292,7 @@ fn attempts(attempts: &[Attempt]) -> Markup {
                         tr.logs { td colspan="4" {
                             details {
                                 summary { "Logs (" (a.logs.len()) ")" }
-                                pre.log { @for line in &a.logs { (label(&line.level)) " " (line.message) "\n" } }
+                                pre.log { @for line in &a.logs { (html::label(&line.level)) " " (line.message) "\n" } }
                                 @if !a.stdout.is_empty() { p { "stdout" } pre.log { (a.stdout) } }
                                 @if !a.stderr.is_empty() { p { "stderr" } pre.log { (a.stderr) } }
                             }
@@ -294,13 +301,5 @@ fn attempts(attempts: &[Attempt]) -> Markup {
                 }
             }
         }
-    }
-}
-
-/// How a serde enum names itself (`escalated`, `warn`).
-pub fn label(value: &impl Serialize) -> String {
-    match serde_json::to_value(value) {
-        Ok(Value::String(s)) => s,
-        _ => String::new(),
     }
 }

@@ -23,6 +23,9 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 const LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// Sessions kept at most; signing in past it drops expired ones, then the oldest.
 const MAX_SESSIONS: usize = 10_000;
+/// Sessions one token may hold; its next sign-in ends its oldest. This keeps one token
+/// holder from filling the table and pushing everyone else out.
+const MAX_PER_TOKEN: usize = 16;
 
 /// The open console sessions (shared by clones).
 #[derive(Default, Clone)]
@@ -39,7 +42,9 @@ struct Session {
 /// A request's signed-in user, and the CSRF token their pages embed.
 #[derive(Clone, Debug)]
 pub struct SignedIn {
+    /// Who the session's token belongs to.
     pub caller: Caller,
+    /// What every state-changing request of this session must carry.
     pub csrf: String,
 }
 
@@ -57,15 +62,21 @@ impl Sessions {
         }
         let id = random_id();
         let mut open = self.open.lock().expect("sessions lock");
+        let now = Instant::now();
         if open.len() >= MAX_SESSIONS {
-            let now = Instant::now();
             open.retain(|_, s| s.expires > now);
-            if open.len() >= MAX_SESSIONS
-                && let Some(oldest) = open
-                    .iter()
-                    .min_by_key(|(_, s)| s.expires)
-                    .map(|(k, _)| k.clone())
-            {
+        }
+        let mine = open.values().filter(|s| s.token_hash == hash).count();
+        let full = open.len() >= MAX_SESSIONS;
+        if mine >= MAX_PER_TOKEN || full {
+            // The token's own oldest session makes room; only an unlikely table full of
+            // distinct tokens ends someone else's.
+            let oldest = open
+                .iter()
+                .filter(|(_, s)| full || (mine >= MAX_PER_TOKEN && s.token_hash == hash))
+                .min_by_key(|(_, s)| s.expires)
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
                 open.remove(&oldest);
             }
         }
@@ -117,6 +128,10 @@ impl Sessions {
         let caller = tokens
             .by_hash(&hash)
             .map_err(|e| ApiError::internal(e.to_string()))?;
+        if caller.is_none() {
+            // The token was revoked: the session is over for good.
+            self.open.lock().expect("sessions lock").remove(id);
+        }
         Ok(caller.map(|caller| SignedIn { caller, csrf }))
     }
 
@@ -159,16 +174,21 @@ pub fn has_cookie(headers: &HeaderMap) -> bool {
     session_id(headers).is_some()
 }
 
+/// The request's session id. Two session cookies mean someone planted one (from a
+/// sibling domain, say) to have the browser act in their session: none counts then.
 fn session_id(headers: &HeaderMap) -> Option<&str> {
-    headers
+    let mut ids = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value)
-        .filter(|v| !v.is_empty())
+        .filter(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value);
+    match (ids.next(), ids.next()) {
+        (Some(id), None) if !id.is_empty() => Some(id),
+        _ => None,
+    }
 }
 
 fn random_id() -> String {
@@ -243,6 +263,41 @@ mod tests {
         // Revoking the token ends the session.
         tokens.create("root", Role::Admin).unwrap();
         tokens.revoke(&record.id).unwrap();
+        assert!(sessions.signed_in(&tokens, &headers).unwrap().is_none());
+    }
+
+    #[test]
+    fn one_token_cannot_crowd_out_the_others() {
+        let (_dir, tokens) = tokens();
+        let sessions = Sessions::default();
+        let (ana, _) = tokens.create("ana", Role::Viewer).unwrap();
+        let (bob, _) = tokens.create("bob", Role::Viewer).unwrap();
+        let bobs = with_cookie(&sessions.sign_in(&tokens, &bob).unwrap().unwrap());
+        let first = with_cookie(&sessions.sign_in(&tokens, &ana).unwrap().unwrap());
+        for _ in 0..MAX_PER_TOKEN {
+            sessions.sign_in(&tokens, &ana).unwrap().unwrap();
+        }
+        assert!(
+            sessions.signed_in(&tokens, &first).unwrap().is_none(),
+            "ana's oldest ended"
+        );
+        assert!(
+            sessions.signed_in(&tokens, &bobs).unwrap().is_some(),
+            "bob's lives on"
+        );
+        assert_eq!(sessions.open.lock().unwrap().len(), MAX_PER_TOKEN + 1);
+    }
+
+    #[test]
+    fn a_second_session_cookie_signs_the_request_out() {
+        let (_dir, tokens) = tokens();
+        let sessions = Sessions::default();
+        let (token, _) = tokens.create("ana", Role::Viewer).unwrap();
+        let mut headers = with_cookie(&sessions.sign_in(&tokens, &token).unwrap().unwrap());
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("baton_session=planted"),
+        );
         assert!(sessions.signed_in(&tokens, &headers).unwrap().is_none());
     }
 

@@ -5,12 +5,12 @@ use super::{Page, PageResult, Section};
 use crate::api::Shared;
 use crate::api::auth::Access;
 use crate::engine::state::TaskView;
-use crate::registry::PluginRef;
+use crate::url::segment;
 use axum::extract::{Query, State};
 use maud::{Markup, html};
 use serde::Deserialize;
-use serde_json::Value;
 
+/// The inbox's query.
 #[derive(Deserialize, Default)]
 pub struct InboxParams {
     /// `true`: every waiting task (operators and admins), not only the user's.
@@ -42,7 +42,7 @@ pub async fn inbox(
         @if tasks.is_empty() {
             p.empty { @if all { "Nothing is waiting for a person." } @else { "Nothing waits for you." } }
         }
-        @for task in &tasks { (card(&state, task, now)) }
+        @for task in &tasks { (card(task, now)) }
     };
     Ok(page.render(
         "Tasks",
@@ -52,13 +52,13 @@ pub async fn inbox(
     ))
 }
 
-fn card(state: &Shared, task: &TaskView, now: u64) -> Markup {
-    let id = format!("task-{}-{}", task.run_id, html::encode(&task.path));
+fn card(task: &TaskView, now: u64) -> Markup {
+    let id = format!("task-{}-{}", task.run_id, segment(&task.path));
     let api = |action: &str| {
         format!(
             "POST /v1/tasks/{}/{}/{action}",
-            html::encode(&task.run_id),
-            html::encode(&task.path)
+            segment(&task.run_id),
+            segment(&task.path)
         )
     };
     let t = &task.task;
@@ -95,7 +95,7 @@ fn card(state: &Shared, task: &TaskView, now: u64) -> Markup {
                 @if let Some(review) = review {
                     h3 { "Review the output of " code { (review.plugin) "/" (review.action) } }
                     (html::json_details("Its input", &review.input))
-                    (html::schema_fields(&format!("{id}-output"), "output", output_schema(state, review).as_ref(), Some(&review.output), Some(&review.output)))
+                    (html::schema_fields(&format!("{id}-output"), "output", task.review_schema.as_ref(), Some(&review.output), Some(&review.output)))
                 }
                 @if let Some(form) = &task.form {
                     (html::schema_fields(&format!("{id}-data"), "data", Some(form), None, None))
@@ -112,21 +112,6 @@ fn card(state: &Shared, task: &TaskView, now: u64) -> Markup {
             }))
         }
     }
-}
-
-/// The JSON Schema of the reviewed action's output, from the plugin version that
-/// produced it (or the newest, if that one is gone).
-fn output_schema(state: &Shared, review: &crate::engine::task::Review) -> Option<Value> {
-    let registry = state.engine.registry();
-    let plugin: PluginRef = review.plugin.parse().ok()?;
-    let same_digest = registry.list().ok().and_then(|views| {
-        views
-            .into_iter()
-            .find(|v| v.record.digest == review.plugin_digest)
-    });
-    let view = same_digest.or_else(|| registry.show(&plugin).ok())?;
-    let action = view.record.manifest.action(&review.action)?;
-    Some(action.output_schema.clone())
 }
 
 fn capitalise(word: &str) -> String {

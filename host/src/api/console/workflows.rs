@@ -5,6 +5,7 @@ use super::{Page, PageResult, Section};
 use crate::api::Shared;
 use crate::api::error::ApiError;
 use crate::engine::definition;
+use crate::url::segment;
 use axum::extract::{Path, Query, State};
 use maud::html;
 use serde::Deserialize;
@@ -21,7 +22,7 @@ pub async fn list(State(state): State<Shared>, page: Page) -> PageResult {
                 thead { tr { th { "Workflow" } th { "Newest version" } th { "Applied" } th { "Description" } } }
                 tbody { @for w in &workflows {
                     tr {
-                        td { a href={ "/workflows/" (html::encode(&w.name)) } { (w.name) } }
+                        td { a href={ "/workflows/" (segment(&w.name)) } { (w.name) } }
                         td { "v" (w.version) }
                         td { (time(w.applied_at_ms)) }
                         td { (definition::parse(&w.source, w.format).ok().and_then(|d| d.description).unwrap_or_default()) }
@@ -33,6 +34,7 @@ pub async fn list(State(state): State<Shared>, page: Page) -> PageResult {
     Ok(page.render("Workflows", Section::Workflows, None, body))
 }
 
+/// Which version the page draws.
 #[derive(Deserialize, Default)]
 pub struct VersionParams {
     /// The version to draw; the newest by default.
@@ -63,14 +65,14 @@ pub async fn show(
             ul.versions {
                 @for w in versions.iter().rev() {
                     li {
-                        a href={ "/workflows/" (html::encode(&name)) "?version=" (w.version) }
+                        a href={ "/workflows/" (segment(&name)) "?version=" (w.version) }
                           aria-current=[(w.version == shown.version).then_some("page")] { "v" (w.version) }
                         " " span.muted { (time(w.applied_at_ms)) " · " code { (w.file) } }
                     }
                 }
             }
         }
-        p { a href={ "/runs?workflow=" (html::encode(&name)) } { "Runs of this workflow" } }
+        p { a href={ "/runs?workflow=" (segment(&name)) } { "Runs of this workflow" } }
         h2 { "Step graph" }
         figure.graph { (html::trusted(super::graph::draw(&parsed))) }
         details {

@@ -2,8 +2,8 @@
 // file is served as it is, from inside the `baton` binary.
 //
 // Live: <main data-live="URL"> names a stream of the API's `change` events; when one
-// arrives, the page's <main> is fetched again and swapped in, unless the person is
-// typing in a form there (then a notice offers the refresh instead).
+// arrives, the page's <main> is fetched again and swapped in, unless the person has
+// started filling in a form there (then a notice offers the refresh instead).
 //
 // Actions: <form data-api="METHOD /v1/..."> is sent as JSON to that API route with
 // the session's CSRF token. A field named `a.b` becomes {"a": {"b": ...}}; a field
@@ -16,57 +16,83 @@
   const flash = document.getElementById("flash");
   if (!main || !csrf) return;
 
-  let editing = false;
-  let pending = null;
+  // Forms someone has typed in; a refresh would wipe what they typed.
+  const dirty = new Set();
+  const editing = () => [...dirty].some((form) => main.contains(form));
+  // At most one refresh per interval, however busy the server is.
+  const INTERVAL_MS = 400;
+  let scheduled = false;
+  let again = false;
 
   function say(text, kind) {
-    if (!flash) return;
     flash.textContent = text;
     flash.className = kind || "";
   }
 
+  function offer() {
+    say("This page has changed. ", "stale");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = "Show the changes";
+    button.addEventListener("click", () => { dirty.clear(); say(""); refresh(); });
+    flash.append(button);
+  }
+
   async function refresh() {
-    pending = null;
     let response;
     try {
       response = await fetch(location.href, { headers: { "X-Baton-Fragment": "1" } });
     } catch {
-      return; // offline for a moment: the next event tries again
+      return; // offline for a moment: the next change tries again
     }
     if (response.redirected) {
       location.reload(); // the session ended: the sign-in page
       return;
     }
     if (!response.ok) return;
-    main.innerHTML = await response.text();
-    editing = false;
+    const html = await response.text();
+    if (editing()) {
+      offer(); // they started typing while the page was on its way
+      return;
+    }
+    const focused = document.activeElement?.id;
+    main.innerHTML = html;
+    if (focused) document.getElementById(focused)?.focus();
     main.dataset.refreshed = String(Date.now());
   }
 
-  // Someone is typing in a form here: offer the changes rather than wipe their input.
-  function offer() {
-    say("This page has changed. ", "stale");
-    const button = document.createElement("button");
-    button.type = "button";
-    button.textContent = "Show the changes";
-    button.addEventListener("click", () => { say(""); refresh(); });
-    flash.append(button);
-  }
-
   function changed() {
-    clearTimeout(pending);
-    pending = setTimeout(() => (editing ? offer() : refresh()), 150);
+    if (scheduled) {
+      again = true;
+      return;
+    }
+    scheduled = true;
+    setTimeout(async () => {
+      if (editing()) offer();
+      else await refresh();
+      scheduled = false;
+      if (again) {
+        again = false;
+        changed();
+      }
+    }, INTERVAL_MS);
   }
 
   const live = main.dataset.live;
   if (live && "EventSource" in window) {
     const events = new EventSource(live);
     events.addEventListener("change", changed);
+    // The browser reconnects by itself after a network error; a refused stream (the
+    // session ended, the server restarted) is closed for good: reload to find out.
+    events.addEventListener("error", () => {
+      if (events.readyState === EventSource.CLOSED) refresh();
+    });
     window.addEventListener("pagehide", () => events.close());
   }
 
   main.addEventListener("input", (e) => {
-    if (e.target.closest("form[data-api]")) editing = true;
+    const form = e.target.closest("form[data-api]");
+    if (form) dirty.add(form);
   });
 
   function set(body, path, value) {
@@ -80,35 +106,30 @@
     return el.labels?.[0]?.textContent.replace("*", "").trim() || el.name;
   }
 
-  // The form's fields as the JSON body of its API request.
+  // One field's value, or undefined when it is not given.
+  function valueOf(el) {
+    const known = "original" in el.dataset;
+    if (el.type === "checkbox") return el.checked || known ? el.checked : undefined;
+    if (el.value.trim() === "") return known ? null : undefined; // emptied: no value
+    if ("json" in el.dataset) {
+      try {
+        return JSON.parse(el.value);
+      } catch (err) {
+        throw new Error(`${fieldName(el)}: not valid JSON (${err.message})`);
+      }
+    }
+    return el.type === "number" ? Number(el.value) : el.value;
+  }
+
+  // The form's fields as the JSON body of its API request. A review's output goes
+  // back whole; the engine tells an acceptance from a correction.
   function collect(form, submitter) {
     const body = {};
-    let corrected = false;
     for (const el of form.elements) {
       if (!el.name || el.disabled || ["submit", "button", "fieldset"].includes(el.type)) continue;
-      let value;
-      if (el.type === "checkbox") {
-        value = el.checked;
-      } else if (el.value.trim() === "") {
-        continue; // empty: not given
-      } else if ("json" in el.dataset) {
-        try {
-          value = JSON.parse(el.value);
-        } catch (err) {
-          throw new Error(`${fieldName(el)}: not valid JSON (${err.message})`);
-        }
-      } else if (el.type === "number") {
-        value = Number(el.value);
-      } else {
-        value = el.value;
-      }
-      if ("original" in el.dataset) {
-        corrected ||= JSON.stringify(value) !== JSON.stringify(JSON.parse(el.dataset.original));
-      }
-      set(body, el.name, value);
+      const value = valueOf(el);
+      if (value !== undefined) set(body, el.name, value);
     }
-    // A review sent back unchanged is an acceptance, not a correction.
-    if (form.querySelector("[data-original]") && !corrected) delete body.output;
     if (submitter?.name) set(body, submitter.name, submitter.value);
     return body;
   }
@@ -160,7 +181,9 @@
     }
     const label = e.submitter?.textContent.trim() || "Done";
     say(`${label}: done.`, "ok");
-    editing = false;
-    refresh();
+    dirty.delete(form);
+    // Another form someone is filling in keeps its text: they get the notice instead.
+    if (editing()) offer();
+    else refresh();
   });
 })();
