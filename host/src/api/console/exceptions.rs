@@ -31,13 +31,7 @@ pub async fn queue(State(state): State<Shared>, page: Page) -> PageResult {
 
 fn card(e: &ExceptionView, refusal: Option<&str>) -> Markup {
     let id = format!("exception-{}-{}", e.run_id, segment(&e.path));
-    let api = |action: &str| {
-        format!(
-            "POST /v1/exceptions/{}/{}/{action}",
-            segment(&e.run_id),
-            segment(&e.path)
-        )
-    };
+    let api = |action: &str| html::step_action("exceptions", &e.run_id, &e.path, action);
     let step = &e.step;
     let input = step.input_override.as_ref().or(step.input.as_ref());
     html! {

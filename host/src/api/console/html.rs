@@ -85,6 +85,16 @@ pub fn action_form(api: &str, refusal: Option<&str>, fields: Markup, buttons: Ma
     }
 }
 
+/// The API route of an action on one step of a run (a task's, an exception's):
+/// `POST /v1/{queue}/{run}/{path}/{action}`, for [`action_form`].
+pub fn step_action(queue: &str, run: &str, path: &str, action: &str) -> String {
+    format!(
+        "POST /v1/{queue}/{}/{}/{action}",
+        segment(run),
+        segment(path)
+    )
+}
+
 /// A labelled JSON text area named `name`, holding `value` pretty-printed.
 pub fn json_field(id: &str, name: &str, label: &str, value: Option<&Value>) -> Markup {
     let text = value

@@ -54,13 +54,7 @@ pub async fn inbox(
 
 fn card(task: &TaskView, now: u64) -> Markup {
     let id = format!("task-{}-{}", task.run_id, segment(&task.path));
-    let api = |action: &str| {
-        format!(
-            "POST /v1/tasks/{}/{}/{action}",
-            segment(&task.run_id),
-            segment(&task.path)
-        )
-    };
+    let api = |action: &str| html::step_action("tasks", &task.run_id, &task.path, action);
     let t = &task.task;
     let overdue = t.escalated || t.due_ms.is_some_and(|due| due <= now);
     let review = t.review.as_ref();
