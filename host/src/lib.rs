@@ -19,6 +19,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod registry;
 pub mod runtime;
+pub mod secret;
 pub mod store;
 pub mod url;
 pub mod webhooks;

@@ -54,13 +54,7 @@ pub struct Delivery {
 
 /// A new random shared secret (`whsec_` and 32 random bytes, base64url).
 pub fn new_secret() -> String {
-    use base64::Engine as _;
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the OS random source works");
-    format!(
-        "whsec_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
+    crate::secret::random("whsec_")
 }
 
 /// The MAC over `TIMESTAMP.`, ready to take the body.

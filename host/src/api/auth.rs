@@ -5,7 +5,6 @@
 
 use super::error::ApiError;
 use crate::store::{Store, StoreError};
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -253,12 +252,7 @@ fn new_token(user: &str, role: Role) -> Result<(String, String, TokenRecord), To
     if !valid {
         return Err(TokenError::BadUser(user.to_owned()));
     }
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the OS random source works");
-    let token = format!(
-        "bt_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    );
+    let token = crate::secret::random("bt_");
     let hash = hash_token(&token);
     let record = TokenRecord {
         id: hash[..12].to_owned(),

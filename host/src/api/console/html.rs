@@ -6,17 +6,12 @@ use maud::{Markup, PreEscaped, html};
 use serde_json::Value;
 use std::time::{Duration, UNIX_EPOCH};
 
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> u64 {
-    crate::engine::duration::now_ms()
-}
-
 /// A point in time: the UTC date and time, and how long ago (or ahead) it is.
 pub fn time(ms: u64) -> Markup {
     let at = UNIX_EPOCH + Duration::from_millis(ms);
     let stamp = humantime::format_rfc3339_seconds(at).to_string();
     let shown = stamp.replace('T', " ").replace('Z', " UTC");
-    html! { time datetime=(stamp) title=(shown) { (shown) " " span.muted { "(" (relative(ms, now_ms())) ")" } } }
+    html! { time datetime=(stamp) title=(shown) { (shown) " " span.muted { "(" (relative(ms, crate::engine::duration::now_ms())) ")" } } }
 }
 
 /// `ms` relative to `now`: `12 s ago`, `in 3 min`.

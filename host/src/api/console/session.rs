@@ -10,7 +10,6 @@
 use crate::api::auth::{Caller, Tokens};
 use crate::api::error::ApiError;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
-use base64::Engine as _;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -60,7 +59,7 @@ impl Sessions {
         {
             return Ok(None);
         }
-        let id = random_id();
+        let id = crate::secret::random("");
         let mut open = self.open.lock().expect("sessions lock");
         let now = Instant::now();
         if open.len() >= MAX_SESSIONS {
@@ -84,7 +83,7 @@ impl Sessions {
             id.clone(),
             Session {
                 token_hash: hash,
-                csrf: random_id(),
+                csrf: crate::secret::random(""),
                 expires: Instant::now() + LIFETIME,
             },
         );
@@ -189,12 +188,6 @@ fn session_id(headers: &HeaderMap) -> Option<&str> {
         (Some(id), None) if !id.is_empty() => Some(id),
         _ => None,
     }
-}
-
-fn random_id() -> String {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the OS random source works");
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -28,7 +28,7 @@ pub async fn inbox(
     let all = params.all && page.may(Access::Operate);
     let person = page.signed.caller.person();
     let tasks = state.engine.tasks((!all).then_some(&person))?;
-    let now = html::now_ms();
+    let now = crate::engine::duration::now_ms();
     let body = html! {
         h1 { "Task inbox" }
         p.tabs {
