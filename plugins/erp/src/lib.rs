@@ -66,20 +66,20 @@ pub struct PurchaseOrder {
     /// The order's status, e.g. `open`.
     pub status: String,
     /// What was ordered.
-    pub lines: Vec<PoLine>,
+    pub lines: Vec<Line>,
 }
 
-/// One ordered item.
+/// One item of a purchase order or of an invoice (the ERP's one shape for both).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct PoLine {
+pub struct Line {
     /// The article number.
     pub sku: String,
     /// What the article is.
     #[serde(default)]
     pub description: String,
-    /// Units ordered.
+    /// Units ordered, or invoiced.
     pub quantity: f64,
-    /// Agreed price per unit.
+    /// Price per unit (on a purchase order, the agreed one).
     pub unit_price: f64,
 }
 
@@ -123,21 +123,7 @@ pub struct PostInvoiceIn {
     #[serde(default)]
     pub shipping: f64,
     /// The invoiced items.
-    pub lines: Vec<InvoiceLine>,
-}
-
-/// One invoiced item.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct InvoiceLine {
-    /// The article number.
-    pub sku: String,
-    /// What the article is.
-    #[serde(default)]
-    pub description: String,
-    /// Units invoiced.
-    pub quantity: f64,
-    /// Price per unit.
-    pub unit_price: f64,
+    pub lines: Vec<Line>,
 }
 
 /// The posted invoice.
