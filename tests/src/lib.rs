@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod http;
+pub mod polyglot;
 pub mod stand_in;
 pub mod standins;
 
@@ -41,7 +42,8 @@ pub fn workspace_root() -> PathBuf {
         .to_owned()
 }
 
-fn target_dir() -> PathBuf {
+/// Cargo's target directory.
+pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"))

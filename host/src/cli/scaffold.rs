@@ -1,5 +1,5 @@
-//! `baton plugin new connector|rule NAME`: a plugin crate that builds and passes its
-//! own tests out of the box.
+//! `baton plugin new connector|rule NAME [--lang rust|js|python]`: a plugin project
+//! that builds out of the box (and, in Rust, passes its own tests).
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
@@ -22,23 +22,129 @@ pub struct NewArgs {
     /// Where to create the crate [default: ./NAME].
     #[arg(long)]
     path: Option<PathBuf>,
-    /// The Baton SDK crate the plugin depends on [default: the `sdk/` of the checkout
+    /// The language to write it in (rules: Rust only).
+    #[arg(long, value_enum, default_value_t = Lang::Rust)]
+    lang: Lang,
+    /// The Baton SDK folder the plugin builds with [default: the `sdk/` of the checkout
     /// this `baton` was built from].
     #[arg(long)]
     sdk: Option<PathBuf>,
 }
 
-// Templates, with `{{name}}`, `{{lib}}`, `{{sdk}}` and the kind's words to fill in.
-const CARGO_TOML: &str = include_str!("../../templates/plugin/Cargo.toml.tmpl");
-const README: &str = include_str!("../../templates/plugin/README.md.tmpl");
-const GITIGNORE: &str = include_str!("../../templates/plugin/gitignore.tmpl");
-const CONNECTOR: &str = include_str!("../../templates/plugin/connector.rs.tmpl");
-const RULE: &str = include_str!("../../templates/plugin/rule.rs.tmpl");
+/// The language the plugin is written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Lang {
+    /// A Rust crate on baton-sdk, built with cargo for wasm32-wasip2.
+    Rust,
+    /// An npm package on sdk/js, built with componentize-js.
+    Js,
+    /// A Python module on sdk/python, built with componentize-py.
+    Python,
+}
+
+impl Lang {
+    /// The file that marks this language's SDK inside the checkout's `sdk/` folder.
+    fn sdk_marker(self) -> &'static str {
+        match self {
+            Lang::Rust => "Cargo.toml",
+            Lang::Js => "js/package.json",
+            Lang::Python => "python/build.py",
+        }
+    }
+}
+
+/// One file of a new plugin: where it goes and its template, with `{{name}}`, `{{lib}}`,
+/// `{{sdk}}` and the kind's words to fill in.
+type Template = (&'static str, &'static str);
+
+const RUST_CONNECTOR: &[Template] = &[
+    (
+        "Cargo.toml",
+        include_str!("../../templates/plugin/Cargo.toml.tmpl"),
+    ),
+    (
+        "README.md",
+        include_str!("../../templates/plugin/README.md.tmpl"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../templates/plugin/gitignore.tmpl"),
+    ),
+    (
+        "src/lib.rs",
+        include_str!("../../templates/plugin/connector.rs.tmpl"),
+    ),
+];
+const RUST_RULE: &[Template] = &[
+    (
+        "Cargo.toml",
+        include_str!("../../templates/plugin/Cargo.toml.tmpl"),
+    ),
+    (
+        "README.md",
+        include_str!("../../templates/plugin/README.md.tmpl"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../templates/plugin/gitignore.tmpl"),
+    ),
+    (
+        "src/lib.rs",
+        include_str!("../../templates/plugin/rule.rs.tmpl"),
+    ),
+];
+const JS_CONNECTOR: &[Template] = &[
+    (
+        "package.json",
+        include_str!("../../templates/plugin-js/package.json.tmpl"),
+    ),
+    (
+        "README.md",
+        include_str!("../../templates/plugin-js/README.md.tmpl"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../templates/plugin-js/gitignore.tmpl"),
+    ),
+    (
+        "src/index.js",
+        include_str!("../../templates/plugin-js/index.js.tmpl"),
+    ),
+];
+const PYTHON_CONNECTOR: &[Template] = &[
+    (
+        "app.py",
+        include_str!("../../templates/plugin-python/app.py.tmpl"),
+    ),
+    (
+        "README.md",
+        include_str!("../../templates/plugin-python/README.md.tmpl"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../templates/plugin-python/gitignore.tmpl"),
+    ),
+    (
+        "requirements.txt",
+        include_str!("../../templates/plugin-python/requirements.txt.tmpl"),
+    ),
+];
 
 pub fn new(args: NewArgs) -> Result<()> {
     if let Some(problem) = baton::registry::name_problem(&args.name) {
         bail!("cannot create plugin `{}`: {problem}", args.name);
     }
+    let files = match (args.lang, args.kind) {
+        (Lang::Rust, Kind::Connector) => RUST_CONNECTOR,
+        (Lang::Rust, Kind::Rule) => RUST_RULE,
+        (Lang::Js, Kind::Connector) => JS_CONNECTOR,
+        (Lang::Python, Kind::Connector) => PYTHON_CONNECTOR,
+        (Lang::Js | Lang::Python, Kind::Rule) => bail!(
+            "rules are written in Rust: a rule must be deterministic and cheap to replay, and \
+             the JavaScript and Python runtimes read clocks and randomness while they start; \
+             use `--lang rust`, or write a connector"
+        ),
+    };
     let dir = args.path.unwrap_or_else(|| PathBuf::from(&args.name));
     if dir.exists() && dir.read_dir().map_or(true, |mut d| d.next().is_some()) {
         bail!(
@@ -53,17 +159,17 @@ pub fn new(args: NewArgs) -> Result<()> {
     let sdk = sdk
         .canonicalize()
         .ok()
-        .filter(|p| p.join("Cargo.toml").is_file())
+        .filter(|p| p.join(args.lang.sdk_marker()).is_file())
         .with_context(|| {
             format!(
-                "no Baton SDK crate at {}; pass --sdk PATH to the sdk/ folder of a Baton checkout",
-                sdk.display()
+                "no Baton SDK at {} (it has no {}); pass --sdk PATH to the sdk/ folder of a Baton checkout",
+                sdk.display(),
+                args.lang.sdk_marker()
             )
         })?;
-    let (kind, source, action, input, what, item) = match args.kind {
+    let (kind, action, input, what, item) = match args.kind {
         Kind::Connector => (
             "connector",
-            CONNECTOR,
             "greet",
             r#"{"name":"Ada"}"#,
             "hosts, secrets and actions",
@@ -71,7 +177,6 @@ pub fn new(args: NewArgs) -> Result<()> {
         ),
         Kind::Rule => (
             "rule",
-            RULE,
             "within-limit",
             r#"{"total":90,"limit":100}"#,
             "rules and their outcomes",
@@ -90,12 +195,6 @@ pub fn new(args: NewArgs) -> Result<()> {
             .replace("{{what}}", what)
             .replace("{{item}}", item)
     };
-    let files = [
-        ("Cargo.toml", CARGO_TOML),
-        ("README.md", README),
-        (".gitignore", GITIGNORE),
-        ("src/lib.rs", source),
-    ];
     for (file, template) in files {
         let path = dir.join(file);
         if let Some(parent) = path.parent() {
@@ -105,13 +204,32 @@ pub fn new(args: NewArgs) -> Result<()> {
         std::fs::write(&path, fill(template))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    println!("created {kind} plugin `{}` in {}", args.name, dir.display());
     println!(
-        "next: cd {} && cargo test && cargo build --release --target wasm32-wasip2",
-        dir.display()
+        "created {kind} plugin `{}` in {} ({:?})",
+        args.name,
+        dir.display(),
+        args.lang
     );
-    println!(
-        "then: baton plugin invoke target/wasm32-wasip2/release/{lib}.wasm {action} --input '{input}'"
-    );
+    let (build, wasm) = match args.lang {
+        Lang::Rust => (
+            "cargo test && cargo build --release --target wasm32-wasip2".to_owned(),
+            format!("target/wasm32-wasip2/release/{lib}.wasm"),
+        ),
+        Lang::Js => (
+            "npm install && npm run build".to_owned(),
+            format!("dist/{}.wasm", args.name),
+        ),
+        Lang::Python => (
+            format!(
+                "python3 -m venv .venv && .venv/bin/pip install -q -r requirements.txt && \
+                 .venv/bin/python {}/python/build.py app -o dist/{}.wasm",
+                sdk.display(),
+                args.name
+            ),
+            format!("dist/{}.wasm", args.name),
+        ),
+    };
+    println!("next: cd {} && {build}", dir.display());
+    println!("then: baton plugin invoke {wasm} {action} --input '{input}'");
     Ok(())
 }
