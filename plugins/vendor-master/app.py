@@ -50,10 +50,7 @@ _VENDOR_SUMMARY = {
     output={
         "type": "object",
         "properties": {
-            "id": {"type": "string"},
-            "name": {"type": "string"},
-            "country": {"type": "string", "description": "ISO 3166-1 alpha-2 code."},
-            "status": _STATUS,
+            **_VENDOR_SUMMARY["properties"],
             "payable": {
                 "type": "boolean",
                 "description": "Whether invoices from this vendor may be paid: "

@@ -522,23 +522,21 @@ fn send(
         }
     };
 
-    // A server may answer (and close) before reading the whole body; its answer then
-    // wins over the write error.
-    let mut write_error = None;
+    // A failed write is not the story: a server may answer (and close) before reading the
+    // whole body, and a refused host closes the stream too. The response, or the reason
+    // the request failed, comes from the future below.
+    let mut body_written = true;
     if let Some(bytes) = body {
         let stream = outgoing_body.write().map_err(|()| bad("body"))?;
-        for chunk in bytes.chunks(4096) {
-            if let Err(e) = stream.blocking_write_and_flush(chunk) {
-                write_error = Some(stream_error(e));
-                break;
-            }
-        }
+        body_written = bytes
+            .chunks(4096)
+            .all(|chunk| stream.blocking_write_and_flush(chunk).is_ok());
         drop(stream);
     }
-    if write_error.is_none() {
-        if let Err(e) = t::OutgoingBody::finish(outgoing_body, None) {
-            write_error = Some(map_error(e, authority));
-        }
+    if body_written {
+        // Finishing fails only when the body broke its content-length; the future then
+        // fails with the reason.
+        let _ = t::OutgoingBody::finish(outgoing_body, None);
     } else {
         drop(outgoing_body);
     }
@@ -547,7 +545,7 @@ fn send(
         match future.get() {
             Some(Ok(Ok(response))) => break response,
             Some(Ok(Err(code))) => {
-                return Err(write_error.unwrap_or_else(|| map_error(code, authority)));
+                return Err(map_error(code, authority));
             }
             Some(Err(())) => {
                 return Err(HttpError::InvalidResponse(

@@ -313,6 +313,35 @@ impl TestEngine {
     }
 }
 
+/// The fenced code blocks of `language` inside the Markdown section titled `section`
+/// (`## section`) of `readme`, unindented as far as a list item indents them.
+pub fn code_blocks(readme: &str, section: &str, language: &str) -> Vec<String> {
+    let start = readme
+        .find(&format!("## {section}"))
+        .expect("section exists");
+    let end = readme[start + 3..]
+        .find("\n## ")
+        .map_or(readme.len(), |e| start + 3 + e);
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in readme[start..end].lines() {
+        let trimmed = line.trim_start();
+        match (&mut current, trimmed.strip_prefix("```")) {
+            (None, Some(lang)) if lang == language => current = Some(String::new()),
+            (Some(block), Some("")) => {
+                blocks.push(std::mem::take(block));
+                current = None;
+            }
+            (Some(block), _) => {
+                block.push_str(line.strip_prefix("   ").unwrap_or(line));
+                block.push('\n');
+            }
+            _ => {}
+        }
+    }
+    blocks
+}
+
 /// The record of step `path` in a run.
 pub fn step<'a>(view: &'a RunView, path: &str) -> &'a StepRecord {
     &view

@@ -167,17 +167,41 @@ async fn ok(t: &TestRegistry, plugin: &str, action: &str, input: Value) -> (Valu
     }
 }
 
+/// A call expected to fail with `expected` (code, retryable).
 async fn fails(
     t: &TestRegistry,
     plugin: &str,
     action: &str,
     input: Value,
+    expected: (&str, bool),
 ) -> (Failure, CallReport) {
     let report = call(t, plugin, action, input).await;
     match &report.result {
         Ok(out) => panic!("{plugin} {action} should fail, returned {out}"),
-        Err(f) => (f.clone(), report),
+        Err(f) => {
+            assert_eq!((f.code.as_str(), f.retryable), expected, "{f:?}");
+            (f.clone(), report)
+        }
     }
+}
+
+/// Input the action's declared schema refuses before the plugin runs.
+async fn refused(t: &TestRegistry, plugin: &str, action: &str, input: &str) -> RegistryError {
+    let refused = t
+        .registry
+        .call(
+            &plugin.parse().unwrap(),
+            action,
+            input,
+            &CallContext::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, RegistryError::InvalidInput { .. }),
+        "{refused}"
+    );
+    refused
 }
 
 /// Everything a call reported, as one text (to look for leaked secrets).
@@ -213,13 +237,8 @@ async fn check_sandbox(
     // A host that was not granted: the request never leaves, the denial is reported.
     let elsewhere = StandIn::start(|_| Reply::json(200, json!({})));
     grant(base_url(elsewhere.url("")));
-    let (failure, report) = fails(t, plugin, action, input.clone()).await;
+    let (_, report) = fails(t, plugin, action, input.clone(), denied).await;
     grant(base_url(upstream.base_url()));
-    assert_eq!(
-        (failure.code.as_str(), failure.retryable),
-        denied,
-        "{failure:?}"
-    );
     assert!(
         report
             .denied
@@ -236,16 +255,11 @@ async fn check_sandbox(
         remove_secrets: vec!["api_key".into()],
         ..Default::default()
     });
-    let (failure, _) = fails(t, plugin, action, input.clone()).await;
+    let (failure, _) = fails(t, plugin, action, input.clone(), ("not_configured", false)).await;
     grant(GrantChange {
         set_secrets: vec![("api_key".into(), KEY.into())],
         ..Default::default()
     });
-    assert_eq!(
-        (failure.code.as_str(), failure.retryable),
-        ("not_configured", false),
-        "{failure:?}"
-    );
     assert!(failure.message.contains("api_key"), "{failure:?}");
     assert_eq!(
         upstream.requests().len(),
@@ -255,13 +269,8 @@ async fn check_sandbox(
 
     // The key is sent, but never shown, even when the upstream repeats it.
     upstream.revoke_key.store(true, Ordering::SeqCst);
-    let (failure, report) = fails(t, plugin, action, input).await;
+    let (failure, report) = fails(t, plugin, action, input, ("unauthorized", false)).await;
     upstream.revoke_key.store(false, Ordering::SeqCst);
-    assert_eq!(
-        (failure.code.as_str(), failure.retryable),
-        ("unauthorized", false),
-        "{failure:?}"
-    );
     assert!(
         failure.message.contains("[redacted secret api_key]"),
         "the upstream's message is kept, the key in it redacted: {failure:?}"
@@ -346,44 +355,29 @@ async fn javascript_connector_converts_currencies() {
         "fx-rates",
         "convert",
         json!({"amount": 1, "from": "EUR", "to": "XXX"}),
+        ("unknown_currency", false),
     )
     .await;
-    assert_eq!(
-        (failure.code.as_str(), failure.retryable),
-        ("unknown_currency", false),
-        "{failure:?}"
-    );
     assert!(failure.message.contains("XXX"), "{failure:?}");
     upstream.outage.store(503, Ordering::SeqCst);
-    let (failure, _) = fails(
+    fails(
         &t,
         "fx-rates",
         "convert",
         json!({"amount": 1, "from": "EUR", "to": "USD"}),
+        ("upstream_unavailable", true),
     )
     .await;
     upstream.outage.store(0, Ordering::SeqCst);
-    assert_eq!(
-        (failure.code.as_str(), failure.retryable),
-        ("upstream_unavailable", true),
-        "{failure:?}"
-    );
 
     // The declared schema guards the input before the plugin runs.
-    let refused = t
-        .registry
-        .call(
-            &"fx-rates".parse().unwrap(),
-            "convert",
-            r#"{"amount": 1, "from": "euro", "to": "USD"}"#,
-            &CallContext::default(),
-        )
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(refused, RegistryError::InvalidInput { .. }),
-        "{refused}"
-    );
+    let refused = refused(
+        &t,
+        "fx-rates",
+        "convert",
+        r#"{"amount": 1, "from": "euro", "to": "USD"}"#,
+    )
+    .await;
     assert!(refused.to_string().contains("from"), "{refused}");
 
     check_sandbox(
@@ -475,43 +469,22 @@ async fn python_connector_looks_up_vendors() {
         "vendor-master",
         "lookup-vendor",
         json!({"vendor_id": "V-404"}),
+        ("vendor_not_found", false),
     )
     .await;
-    assert_eq!(
-        (failure.code.as_str(), failure.retryable),
-        ("vendor_not_found", false),
-        "{failure:?}"
-    );
     assert!(failure.message.contains("V-404"), "{failure:?}");
     upstream.outage.store(502, Ordering::SeqCst);
-    let (failure, _) = fails(
+    fails(
         &t,
         "vendor-master",
         "lookup-vendor",
         json!({"vendor_id": "V-100"}),
+        ("upstream_unavailable", true),
     )
     .await;
     upstream.outage.store(0, Ordering::SeqCst);
-    assert_eq!(
-        (failure.code.as_str(), failure.retryable),
-        ("upstream_unavailable", true),
-        "{failure:?}"
-    );
 
-    let refused = t
-        .registry
-        .call(
-            &"vendor-master".parse().unwrap(),
-            "search-vendors",
-            r#"{"name": "a"}"#,
-            &CallContext::default(),
-        )
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(refused, RegistryError::InvalidInput { .. }),
-        "{refused}"
-    );
+    refused(&t, "vendor-master", "search-vendors", r#"{"name": "a"}"#).await;
 
     check_sandbox(
         &t,
@@ -532,12 +505,17 @@ fn scaffolded_javascript_and_python_connectors_build_and_answer() {
     // The printed commands find the tooling the way a newcomer's shell would; the
     // Python project makes its own virtualenv (from pip's cache after the first time).
     baton_tests::polyglot::npm();
-    for lang in ["js", "python"] {
-        let name = format!("greeter-{lang}");
+    let readme = std::fs::read_to_string(baton_tests::workspace_root().join("README.md")).unwrap();
+    // The names the README uses.
+    let languages = [
+        ("js", "greeter-js", "src/index.js"),
+        ("python", "greeter-py", "app.py"),
+    ];
+    for (lang, name, source) in languages {
         let (printed, _) = baton_tests::baton_ok(
             dir.path(),
             dir.path(),
-            &["plugin", "new", "connector", &name, "--lang", lang],
+            &["plugin", "new", "connector", name, "--lang", lang],
         );
         let line = |prefix: &str| {
             printed
@@ -546,6 +524,13 @@ fn scaffolded_javascript_and_python_connectors_build_and_answer() {
                 .unwrap_or_else(|| panic!("no `{prefix}` line in:\n{printed}"))
                 .to_owned()
         };
+        // The README shows the source `plugin new` writes.
+        let shown = baton_tests::code_blocks(&readme, "Write a plugin", lang);
+        let written = std::fs::read_to_string(dir.path().join(name).join(source)).unwrap();
+        assert!(
+            shown.len() == 1 && written.contains(&shown[0]),
+            "the README shows the {source} that `plugin new --lang {lang}` writes:\n{written}"
+        );
         let build = std::process::Command::new("sh")
             .args(["-c", &line("next: ")])
             .current_dir(dir.path())
@@ -561,7 +546,7 @@ fn scaffolded_javascript_and_python_connectors_build_and_answer() {
         let invoke = invoke.replace("--input '{\"name\":\"Ada\"}'", "");
         let mut args: Vec<&str> = invoke.split_whitespace().collect();
         args.extend(["--input", r#"{"name":"Ada"}"#, "--json"]);
-        let (out, _) = baton_tests::baton_ok(dir.path(), &dir.path().join(&name), &args);
+        let (out, _) = baton_tests::baton_ok(dir.path(), &dir.path().join(name), &args);
         let out: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
         assert_eq!(
             out["result"]["Ok"]["greeting"], "Hello, Ada!",

@@ -115,5 +115,17 @@ async fn a_host_that_was_not_granted_is_denied_with_the_grant_that_would_allow_i
         "{}",
         f.message
     );
+    // A request with a body too: the denial, not the body stream it closed, is the reason.
+    let r = request(
+        &t,
+        json!({"method": "POST", "url": erp.url("/po"), "body": "x".repeat(20_000)}),
+    )
+    .await;
+    let f = r.result.unwrap_err();
+    assert_eq!(
+        (f.code.as_str(), f.retryable),
+        ("host_denied", false),
+        "{f:?}"
+    );
     assert!(erp.requests().is_empty(), "the request must not leave");
 }

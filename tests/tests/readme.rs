@@ -3,37 +3,9 @@
 //! tests pass, it builds for wasm32-wasip2 and runs with `baton plugin invoke`. The same
 //! for a rule.
 
-use baton_tests::{baton_bin, workspace_root};
+use baton_tests::{baton_bin, code_blocks, workspace_root};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// The fenced code blocks of `language` inside the README section titled `section`.
-fn code_blocks(readme: &str, section: &str, language: &str) -> Vec<String> {
-    let start = readme
-        .find(&format!("## {section}"))
-        .expect("section exists");
-    let end = readme[start + 3..]
-        .find("\n## ")
-        .map_or(readme.len(), |e| start + 3 + e);
-    let mut blocks = Vec::new();
-    let mut current: Option<String> = None;
-    for line in readme[start..end].lines() {
-        let trimmed = line.trim_start();
-        match (&mut current, trimmed.strip_prefix("```")) {
-            (None, Some(lang)) if lang == language => current = Some(String::new()),
-            (Some(block), Some("")) => {
-                blocks.push(std::mem::take(block));
-                current = None;
-            }
-            (Some(block), _) => {
-                block.push_str(line.strip_prefix("   ").unwrap_or(line));
-                block.push('\n');
-            }
-            _ => {}
-        }
-    }
-    blocks
-}
 
 fn pinned_toolchain() -> String {
     let text = std::fs::read_to_string(workspace_root().join("rust-toolchain.toml")).unwrap();

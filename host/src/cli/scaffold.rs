@@ -57,7 +57,8 @@ impl Lang {
 /// `{{sdk}}` and the kind's words to fill in.
 type Template = (&'static str, &'static str);
 
-const RUST_CONNECTOR: &[Template] = &[
+/// Every Rust plugin's files but its source.
+const RUST: &[Template] = &[
     (
         "Cargo.toml",
         include_str!("../../templates/plugin/Cargo.toml.tmpl"),
@@ -70,29 +71,15 @@ const RUST_CONNECTOR: &[Template] = &[
         ".gitignore",
         include_str!("../../templates/plugin/gitignore.tmpl"),
     ),
-    (
-        "src/lib.rs",
-        include_str!("../../templates/plugin/connector.rs.tmpl"),
-    ),
 ];
-const RUST_RULE: &[Template] = &[
-    (
-        "Cargo.toml",
-        include_str!("../../templates/plugin/Cargo.toml.tmpl"),
-    ),
-    (
-        "README.md",
-        include_str!("../../templates/plugin/README.md.tmpl"),
-    ),
-    (
-        ".gitignore",
-        include_str!("../../templates/plugin/gitignore.tmpl"),
-    ),
-    (
-        "src/lib.rs",
-        include_str!("../../templates/plugin/rule.rs.tmpl"),
-    ),
-];
+const RUST_CONNECTOR: Template = (
+    "src/lib.rs",
+    include_str!("../../templates/plugin/connector.rs.tmpl"),
+);
+const RUST_RULE: Template = (
+    "src/lib.rs",
+    include_str!("../../templates/plugin/rule.rs.tmpl"),
+);
 const JS_CONNECTOR: &[Template] = &[
     (
         "package.json",
@@ -135,10 +122,10 @@ pub fn new(args: NewArgs) -> Result<()> {
         bail!("cannot create plugin `{}`: {problem}", args.name);
     }
     let files = match (args.lang, args.kind) {
-        (Lang::Rust, Kind::Connector) => RUST_CONNECTOR,
-        (Lang::Rust, Kind::Rule) => RUST_RULE,
-        (Lang::Js, Kind::Connector) => JS_CONNECTOR,
-        (Lang::Python, Kind::Connector) => PYTHON_CONNECTOR,
+        (Lang::Rust, Kind::Connector) => [RUST, &[RUST_CONNECTOR]].concat(),
+        (Lang::Rust, Kind::Rule) => [RUST, &[RUST_RULE]].concat(),
+        (Lang::Js, Kind::Connector) => JS_CONNECTOR.to_vec(),
+        (Lang::Python, Kind::Connector) => PYTHON_CONNECTOR.to_vec(),
         (Lang::Js | Lang::Python, Kind::Rule) => bail!(
             "rules are written in Rust: a rule must be deterministic and cheap to replay, and \
              the JavaScript and Python runtimes read clocks and randomness while they start; \
