@@ -84,7 +84,7 @@ pub struct Config {
 pub struct ServerSettings {
     /// Address to listen on.
     pub listen: String,
-    /// Largest request body, KiB.
+    /// Largest request body, KiB (a plugin upload may be up to 64 MiB whatever this says).
     pub max_body_kb: usize,
     /// Malformed requests a client address may send at once; 0 turns the budget off.
     pub bad_request_burst: u32,

@@ -210,8 +210,9 @@ fn everything(report: &CallReport) -> String {
 }
 
 /// What every connector owes its admin, whatever its language: it reaches only granted
-/// hosts, a missing secret is a clear failure before any request, and the key never
-/// shows in outputs, failures, logs or stdio, even when the upstream echoes it back.
+/// hosts, a missing secret is a clear failure before any request, the key never shows in
+/// outputs, failures, logs or stdio, even when the upstream echoes it back, and an
+/// upstream outage is a failure worth retrying.
 /// `t` has `plugin` installed as [`installed`] leaves it, and gets it back that way.
 ///
 /// `denied` is the failure a request to a host that was not granted ends in: the Rust and
@@ -233,6 +234,17 @@ async fn check_sandbox(
         set_config: vec![("base_url".into(), json!(url))],
         ..Default::default()
     };
+
+    upstream.outage.store(503, Ordering::SeqCst);
+    fails(
+        t,
+        plugin,
+        action,
+        input.clone(),
+        ("upstream_unavailable", true),
+    )
+    .await;
+    upstream.outage.store(0, Ordering::SeqCst);
 
     // A host that was not granted: the request never leaves, the denial is reported.
     let elsewhere = StandIn::start(|_| Reply::json(200, json!({})));
@@ -359,16 +371,6 @@ async fn javascript_connector_converts_currencies() {
     )
     .await;
     assert!(failure.message.contains("XXX"), "{failure:?}");
-    upstream.outage.store(503, Ordering::SeqCst);
-    fails(
-        &t,
-        "fx-rates",
-        "convert",
-        json!({"amount": 1, "from": "EUR", "to": "USD"}),
-        ("upstream_unavailable", true),
-    )
-    .await;
-    upstream.outage.store(0, Ordering::SeqCst);
 
     // The declared schema guards the input before the plugin runs.
     let refused = refused(
@@ -473,16 +475,6 @@ async fn python_connector_looks_up_vendors() {
     )
     .await;
     assert!(failure.message.contains("V-404"), "{failure:?}");
-    upstream.outage.store(502, Ordering::SeqCst);
-    fails(
-        &t,
-        "vendor-master",
-        "lookup-vendor",
-        json!({"vendor_id": "V-100"}),
-        ("upstream_unavailable", true),
-    )
-    .await;
-    upstream.outage.store(0, Ordering::SeqCst);
 
     refused(&t, "vendor-master", "search-vendors", r#"{"name": "a"}"#).await;
 
@@ -573,4 +565,58 @@ fn python_unit_tests_pass() {
         assert!(report.contains("\nOK"), "{dir}: {report}");
         assert!(!report.contains("Ran 0 tests"), "{dir}: {report}");
     }
+}
+
+/// Both connectors uploaded over HTTP (their components are far above the server's
+/// general body limit: they carry an interpreter) and chained in one durable workflow,
+/// Python's output feeding JavaScript's input.
+#[test]
+fn javascript_and_python_connectors_run_in_one_workflow_over_http() {
+    let vendors = Upstream::start("x-api-key", vendor_master);
+    let rates = Upstream::start("authorization", exchange_rates);
+    let server = baton_tests::http::Server::start(&[]);
+    for (lang, plugin, upstream) in [
+        (Lang::Python, "vendor-master", &vendors),
+        (Lang::JavaScript, "fx-rates", &rates),
+    ] {
+        let component = std::fs::read(plugin_wasm(lang, plugin)).unwrap();
+        assert!(component.len() > 1 << 20, "above the 1 MiB body limit");
+        let installed = server.request("POST", "/v1/plugins", Some(&server.admin), &[], &component);
+        assert_eq!(installed.status, 201, "{plugin}: {}", installed.body);
+        let grant = json!({
+            "add_hosts": [upstream.server.addr.to_string()],
+            "set_secrets": {"api_key": KEY},
+            "set_config": {"base_url": upstream.base_url()},
+        });
+        let granted = server.admin(
+            "POST",
+            &format!("/v1/plugins/{plugin}/grant"),
+            &grant.to_string(),
+        );
+        assert_eq!(granted.status, 200, "{plugin}: {}", granted.body);
+    }
+    let workflow = "name: pay-vendor
+steps:
+  - id: vendor
+    call: vendor-master/lookup-vendor
+    input: { vendor_id: .input.vendor }
+  - id: amount
+    call: fx-rates/convert
+    input: { amount: .input.amount, from: '\"EUR\"', to: .input.currency }
+";
+    let applied = server.admin("POST", "/v1/workflows", workflow);
+    assert_eq!(applied.status, 201, "{}", applied.body);
+    let run = server.admin(
+        "POST",
+        "/v1/workflows/pay-vendor/runs?wait=30s",
+        r#"{"vendor": "V-100", "amount": 200, "currency": "GBP"}"#,
+    );
+    assert_eq!(run.status, 201, "{}", run.body);
+    let run = run.json();
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(
+        run["steps"][0]["output"]["name"], "Acme Supplies Ltd.",
+        "{run}"
+    );
+    assert_eq!(run["steps"][1]["output"]["converted"], 171.42, "{run}");
 }

@@ -9,8 +9,10 @@ use crate::registry::{
 };
 use crate::store::LimitSettings;
 use axum::Json;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
+use axum::handler::Handler;
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine as _;
 use serde::Deserialize;
@@ -41,7 +43,7 @@ pub fn routes(r: Routes) -> Routes {
         .body("application/wasm")
         .ok(&[200, 201])
         .errors(&[400, 409, 413, 422]),
-        install,
+        install.layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES)),
     )
     .get(
         "/v1/plugins/{plugin}",
@@ -69,6 +71,10 @@ struct Limits {
     timeout_ms: Option<u64>,
     fuel: Option<u64>,
 }
+
+/// The largest component `POST /v1/plugins` takes, whatever the general body limit:
+/// JavaScript and Python components carry their interpreter (13 and 20 MB).
+pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
 
 /// `POST /v1/plugins[?memory_mb=N][&timeout_ms=N][&fuel=N]`: the body is the component
 /// (`.wasm`), the `Baton-Signature` header its `.sig` file in base64. 201 when newly
