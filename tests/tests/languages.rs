@@ -138,6 +138,19 @@ async fn installed(lang: Lang, name: &str, upstream: &Upstream) -> TestRegistry 
     t
 }
 
+/// The actions `plugin` declared in `describe()`; every plugin here also asks for the
+/// `api_key` secret.
+fn declared_actions(t: &TestRegistry, plugin: &str) -> Vec<String> {
+    let described = t.registry.resolve(&plugin.parse().unwrap()).unwrap();
+    assert_eq!(described.manifest.capabilities.secrets, ["api_key"]);
+    described
+        .manifest
+        .actions
+        .into_iter()
+        .map(|a| a.name)
+        .collect()
+}
+
 async fn call(t: &TestRegistry, plugin: &str, action: &str, input: Value) -> CallReport {
     let context = CallContext {
         run_id: "run-1".into(),
@@ -303,15 +316,7 @@ async fn javascript_connector_converts_currencies() {
     let upstream = Upstream::start("authorization", exchange_rates);
     let t = installed(Lang::JavaScript, "fx-rates", &upstream).await;
 
-    let described = t.registry.resolve(&"fx-rates".parse().unwrap()).unwrap();
-    let actions: Vec<_> = described
-        .manifest
-        .actions
-        .iter()
-        .map(|a| a.name.as_str())
-        .collect();
-    assert_eq!(actions, ["convert", "rates"]);
-    assert_eq!(described.manifest.capabilities.secrets, ["api_key"]);
+    assert_eq!(declared_actions(&t, "fx-rates"), ["convert", "rates"]);
 
     let (out, report) = ok(
         &t,
@@ -398,17 +403,10 @@ async fn python_connector_looks_up_vendors() {
     let upstream = Upstream::start("x-api-key", vendor_master);
     let t = installed(Lang::Python, "vendor-master", &upstream).await;
 
-    let described = t
-        .registry
-        .resolve(&"vendor-master".parse().unwrap())
-        .unwrap();
-    let actions: Vec<_> = described
-        .manifest
-        .actions
-        .iter()
-        .map(|a| a.name.as_str())
-        .collect();
-    assert_eq!(actions, ["lookup-vendor", "search-vendors"]);
+    assert_eq!(
+        declared_actions(&t, "vendor-master"),
+        ["lookup-vendor", "search-vendors"]
+    );
 
     let (out, report) = ok(
         &t,
@@ -494,9 +492,8 @@ async fn python_connector_looks_up_vendors() {
 #[test]
 fn scaffolded_javascript_and_python_connectors_build_and_answer() {
     let dir = tempfile::tempdir().unwrap();
-    // The printed commands find the tooling the way a newcomer's shell would; the
-    // Python project makes its own virtualenv (from pip's cache after the first time).
-    baton_tests::polyglot::npm();
+    // The printed commands install the tooling into each project, as a newcomer's would:
+    // npm from its cache, the Python virtualenv from pip's after the first time.
     let readme = std::fs::read_to_string(baton_tests::workspace_root().join("README.md")).unwrap();
     // The names the README uses.
     let languages = [
@@ -534,11 +531,40 @@ fn scaffolded_javascript_and_python_connectors_build_and_answer() {
             String::from_utf8_lossy(&build.stdout),
             String::from_utf8_lossy(&build.stderr)
         );
+        let project = dir.path().join(name);
+        match lang {
+            // The SDK is copied in with its own componentize-js (`.npmrc`), not linked to
+            // the checkout, whose node_modules a newcomer has not installed.
+            "js" => assert!(
+                project
+                    .join("node_modules/@bytecodealliance/componentize-js")
+                    .is_dir(),
+                "{name} holds its own build tooling"
+            ),
+            // Its unit tests pass natively, as its README says to run them.
+            _ => {
+                let tests = std::process::Command::new(project.join(".venv/bin/python"))
+                    .args(["-m", "unittest"])
+                    .current_dir(&project)
+                    .env(
+                        "PYTHONPATH",
+                        baton_tests::workspace_root().join("sdk/python"),
+                    )
+                    .env("PYTHONDONTWRITEBYTECODE", "1")
+                    .output()
+                    .unwrap();
+                let report = String::from_utf8_lossy(&tests.stderr);
+                assert!(
+                    tests.status.success() && report.contains("Ran 2 tests"),
+                    "{report}"
+                );
+            }
+        }
         let invoke = line("then: baton ");
         let invoke = invoke.replace("--input '{\"name\":\"Ada\"}'", "");
         let mut args: Vec<&str> = invoke.split_whitespace().collect();
         args.extend(["--input", r#"{"name":"Ada"}"#, "--json"]);
-        let (out, _) = baton_tests::baton_ok(dir.path(), &dir.path().join(name), &args);
+        let (out, _) = baton_tests::baton_ok(dir.path(), &project, &args);
         let out: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
         assert_eq!(
             out["result"]["Ok"]["greeting"], "Hello, Ada!",

@@ -94,6 +94,10 @@ const JS_CONNECTOR: &[Template] = &[
         include_str!("../../templates/plugin-js/gitignore.tmpl"),
     ),
     (
+        ".npmrc",
+        include_str!("../../templates/plugin-js/npmrc.tmpl"),
+    ),
+    (
         "src/index.js",
         include_str!("../../templates/plugin-js/index.js.tmpl"),
     ),
@@ -114,6 +118,10 @@ const PYTHON_CONNECTOR: &[Template] = &[
     (
         "requirements.txt",
         include_str!("../../templates/plugin-python/requirements.txt.tmpl"),
+    ),
+    (
+        "test_app.py",
+        include_str!("../../templates/plugin-python/test_app.py.tmpl"),
     ),
 ];
 
