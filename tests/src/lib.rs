@@ -34,6 +34,24 @@ const PLUGINS: &[(&str, &str)] = &[
     ("plugin-networked-rule", "networked_rule"),
 ];
 
+/// A workflow `reading`: `echo` reads `.input.text`, a person reviews that reading (the
+/// `check` step), and the reviewed output is echoed again.
+pub const READING: &str = r#"
+name: reading
+key: .input.id
+steps:
+  - id: read
+    call: echo/echo
+    input: { message: .input.text }
+  - id: check
+    human:
+      title: Check what was read
+      review: read
+  - id: use
+    call: echo/echo
+    input: { message: .steps.check.output.output.message }
+"#;
+
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -47,29 +47,13 @@ steps:
 "#;
 
 /// A person checks what a plugin produced; their correction is what later steps use.
-const READING: &str = r#"
-name: reading
-key: .input.id
-steps:
-  - id: read
-    call: echo/echo
-    input: { message: .input.text }
-  - id: check
-    human:
-      title: Check what was read
-      review: read
-  - id: use
-    call: echo/echo
-    input: { message: .steps.check.output.output.message }
-"#;
-
 fn shots() -> PathBuf {
     workspace_root().join("target/console-screenshots")
 }
 
 fn start() -> Server {
     let server = Server::start(&["echo"]);
-    for workflow in [EXPENSE, NOTIFY, READING] {
+    for workflow in [EXPENSE, NOTIFY, baton_tests::READING] {
         let applied = server.admin("POST", "/v1/workflows", workflow);
         assert_eq!(applied.status, 201, "{}", applied.body);
     }

@@ -50,22 +50,6 @@ steps:
       escalate_to: [role:viewer]
 "#;
 
-const EXTRACT: &str = r#"
-name: extract
-key: .input.id
-steps:
-  - id: read
-    call: echo/echo
-    input: { message: .input.text }
-  - id: check
-    human:
-      title: Check what was read
-      review: read
-  - id: use
-    call: echo/echo
-    input: { message: .steps.check.output.output.message }
-"#;
-
 fn start(server: &Server, token: &str, workflow: &str, input: Value) -> String {
     let started = server.as_user(
         token,
@@ -361,13 +345,18 @@ fn an_overdue_task_escalates_on_its_durable_timer() {
 #[test]
 fn review_corrections_are_filed_counted_and_served_to_the_plugin() {
     let server = Server::start(&["echo"]);
-    assert_eq!(server.admin("POST", "/v1/workflows", EXTRACT).status, 201);
+    assert_eq!(
+        server
+            .admin("POST", "/v1/workflows", baton_tests::READING)
+            .status,
+        201
+    );
     let admin = server.admin.clone();
 
     let first = start(
         &server,
         &admin,
-        "extract",
+        "reading",
         json!({"id": "X-1", "text": "Acme Inc"}),
     );
     let tasks = inbox(&server, &admin);
@@ -385,7 +374,7 @@ fn review_corrections_are_filed_counted_and_served_to_the_plugin() {
     let second = start(
         &server,
         &admin,
-        "extract",
+        "reading",
         json!({"id": "X-2", "text": "Globex"}),
     );
     act(
