@@ -62,6 +62,24 @@ async fn require_key(State(auth): State<Auth>, request: Request, next: Next) -> 
     }
 }
 
+/// The largest request body a stand-in reads.
+const MAX_BODY: usize = 16 << 20;
+
+/// Reads the whole request body before any handler answers, as nginx's lingering close
+/// does. Answering early (a rejected key, an injected outage) and closing a connection
+/// with unread bytes makes the kernel send a reset, and a client still writing its body
+/// may then lose the response and see a protocol error instead of the status.
+pub async fn read_whole_body(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(bytes) => next.run(Request::from_parts(parts, bytes.into())).await,
+        Err(e) => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body could not be read (at most {MAX_BODY} bytes): {e}"),
+        ),
+    }
+}
+
 /// An error in OpenAI's shape.
 pub fn openai_error(status: StatusCode, kind: &str, message: &str) -> Response {
     json(

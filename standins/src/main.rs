@@ -99,7 +99,10 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("{name}: binding {}:{port}", args.listen_host))?;
         let address = reachable(listener.local_addr()?);
         urls.insert(name.into(), format!("http://{address}{suffix}").into());
-        bound.push((listener, router));
+        bound.push((
+            listener,
+            router.layer(axum::middleware::from_fn(http::read_whole_body)),
+        ));
     }
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{}", serde_json::Value::Object(urls))?;
