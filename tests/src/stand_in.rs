@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A request as the stand-in received it.
@@ -21,6 +22,9 @@ pub struct Reply {
     pub status: u16,
     pub content_type: &'static str,
     pub body: Vec<u8>,
+    /// Close the connection after this reply without announcing it (no `Connection:
+    /// close`), as a server dropping an idle keep-alive connection does.
+    pub hang_up: bool,
 }
 
 impl Reply {
@@ -29,7 +33,14 @@ impl Reply {
             status,
             content_type: "application/json",
             body: value.to_string().into_bytes(),
+            hang_up: false,
         }
+    }
+
+    /// This reply, then the connection closed unannounced.
+    pub fn hang_up(mut self) -> Reply {
+        self.hang_up = true;
+        self
     }
 }
 
@@ -39,6 +50,7 @@ type Handler = dyn Fn(&Recorded) -> Reply + Send + Sync;
 pub struct StandIn {
     pub addr: SocketAddr,
     requests: Arc<Mutex<Vec<Recorded>>>,
+    connections: Arc<AtomicUsize>,
 }
 
 impl StandIn {
@@ -49,8 +61,11 @@ impl StandIn {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let handler: Arc<Handler> = Arc::new(handler);
         let log = requests.clone();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let accepted = connections.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let handler = handler.clone();
                 let log = log.clone();
                 std::thread::spawn(move || {
@@ -58,7 +73,16 @@ impl StandIn {
                 });
             }
         });
-        StandIn { addr, requests }
+        StandIn {
+            addr,
+            requests,
+            connections,
+        }
+    }
+
+    /// How many connections it has accepted.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     /// `http://127.0.0.1:PORT` + `path`.
@@ -117,15 +141,20 @@ fn serve(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Recorded>>) -> st
         };
         let reply = handler(&request);
         log.lock().unwrap().push(request);
-        write!(
-            writer,
+        // One write, as real servers buffer: separate small writes on a kept-alive
+        // connection meet Nagle's algorithm and the client's delayed ACK (40 ms each).
+        let mut answer = format!(
             "HTTP/1.1 {} X\r\ncontent-type: {}\r\ncontent-length: {}\r\n\r\n",
             reply.status,
             reply.content_type,
             reply.body.len()
-        )?;
-        writer.write_all(&reply.body)?;
-        writer.flush()?;
+        )
+        .into_bytes();
+        answer.extend_from_slice(&reply.body);
+        writer.write_all(&answer)?;
+        if reply.hang_up {
+            return Ok(());
+        }
     }
 }
 

@@ -17,6 +17,7 @@ mod capture;
 mod classify;
 mod failure;
 pub mod net;
+mod outbound;
 mod plugin;
 mod redact;
 mod types;
@@ -110,6 +111,8 @@ struct Flavor {
     /// One permit per instance slot of the pool: calls beyond the pool's size wait for
     /// a slot instead of failing.
     slots: Arc<tokio::sync::Semaphore>,
+    /// Kept-alive outbound connections, shared by every plugin of the runtime.
+    connections: Arc<outbound::ConnectionPool>,
 }
 
 /// The wasmtime side of Baton. Create one per process and share it.
@@ -122,8 +125,9 @@ pub struct Runtime {
 impl Runtime {
     /// Builds both engines and starts the epoch ticker.
     pub fn new(config: &RuntimeConfig) -> Result<Runtime, RuntimeError> {
-        let connectors = Flavor::new(PluginKind::Connector, config)?;
-        let rules = Flavor::new(PluginKind::Rule, config)?;
+        let connections = Arc::new(outbound::ConnectionPool::default());
+        let connectors = Flavor::new(PluginKind::Connector, config, connections.clone())?;
+        let rules = Flavor::new(PluginKind::Rule, config, connections)?;
         let stop_ticker = Arc::new(AtomicBool::new(false));
         let engines = [connectors.engine.clone(), rules.engine.clone()];
         let stop = stop_ticker.clone();
@@ -196,7 +200,11 @@ impl Drop for Runtime {
 }
 
 impl Flavor {
-    fn new(kind: PluginKind, settings: &RuntimeConfig) -> Result<Flavor, RuntimeError> {
+    fn new(
+        kind: PluginKind,
+        settings: &RuntimeConfig,
+        connections: Arc<outbound::ConnectionPool>,
+    ) -> Result<Flavor, RuntimeError> {
         let setup = |e: wasmtime::Error| RuntimeError::Setup(format!("{e:#}"));
         let calls = settings.max_concurrent_calls.max(1);
         let mut pool = PoolingAllocationConfig::new();
@@ -247,6 +255,7 @@ impl Flavor {
             linker: Arc::new(linker),
             key,
             slots: Arc::new(tokio::sync::Semaphore::new(calls as usize)),
+            connections,
         })
     }
 
@@ -274,6 +283,7 @@ impl Flavor {
             self.engine.clone(),
             prepared,
             self.slots.clone(),
+            self.connections.clone(),
         ))
     }
 }

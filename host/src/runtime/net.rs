@@ -1,6 +1,7 @@
 //! The outbound-network gate: a request leaves only if its host is both requested by
 //! the plugin and granted by the admin.
 
+use super::outbound::{ConnectionPool, Timeouts};
 use http::uri::Authority;
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -196,6 +197,7 @@ pub(crate) struct NetGuard {
     pub policy: Arc<HostPolicy>,
     pub denials: Arc<Mutex<Vec<Denial>>>,
     pub request_timeout: std::time::Duration,
+    pub pool: Arc<ConnectionPool>,
 }
 
 impl WasiHttpHooks for NetGuard {
@@ -224,23 +226,13 @@ impl WasiHttpHooks for NetGuard {
         }
         // Bound every phase of the request so a silent server cannot hold a call past
         // its deadline; the guest may ask for shorter timeouts.
-        let cap = self.request_timeout;
-        let mut options = options.unwrap_or_default();
-        for t in [
-            &mut options.connect_timeout,
-            &mut options.first_byte_timeout,
-            &mut options.between_bytes_timeout,
-        ] {
-            *t = Some(t.map_or(cap, |t| t.min(cap)));
-        }
+        let timeouts = Timeouts::capped(options, self.request_timeout);
+        let pool = self.pool.clone();
         Box::new(async move {
-            use http_body_util::BodyExt;
-            let (response, io) =
-                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
-            Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = _> + Send>,
-            ))
+            let response = pool.send(request, timeouts).await?;
+            // The connection is driven by its own task, so nothing is left to await.
+            let io = async { Ok(()) };
+            Ok((response, Box::new(io) as Box<dyn Future<Output = _> + Send>))
         })
     }
 }
@@ -355,6 +347,7 @@ mod tests {
             policy: Arc::new(policy(&["*"], &["api.example.com"])),
             denials: Default::default(),
             request_timeout: std::time::Duration::from_secs(1),
+            pool: Default::default(),
         };
         let sneaky: Authority = "evil@api.example.com".parse().unwrap();
         let denial = guard.admit(Some(&sneaky), true).unwrap_err();

@@ -6,6 +6,7 @@ use super::bindings::rule::RulePre;
 use super::call::{CallState, LogBuffer, MemoryLimiter};
 use super::capture::Capture;
 use super::failure::{plugin_failure, refuse_oversized_input, sandbox_failure, wrong_world};
+use super::outbound::ConnectionPool;
 use super::redact::{Redact, redact_invocation};
 use super::{
     CallContext, Decision, Failure, Grants, Invocation, Limits, Redactor, RuntimeError, net,
@@ -30,14 +31,21 @@ pub struct PreparedPlugin {
     engine: Engine,
     prepared: Prepared,
     slots: Arc<Semaphore>,
+    connections: Arc<ConnectionPool>,
 }
 
 impl PreparedPlugin {
-    pub(super) fn new(engine: Engine, prepared: Prepared, slots: Arc<Semaphore>) -> PreparedPlugin {
+    pub(super) fn new(
+        engine: Engine,
+        prepared: Prepared,
+        slots: Arc<Semaphore>,
+        connections: Arc<ConnectionPool>,
+    ) -> PreparedPlugin {
         PreparedPlugin {
             engine,
             prepared,
             slots,
+            connections,
         }
     }
 
@@ -241,6 +249,7 @@ impl PreparedPlugin {
             policy: grants.hosts.clone(),
             denials: Default::default(),
             request_timeout: limits.timeout,
+            pool: self.connections.clone(),
         };
         let state = CallState {
             wasi: wasi.build(),
