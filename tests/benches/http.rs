@@ -1,5 +1,5 @@
 //! HTTP benchmark: a synchronous three-step run triggered over HTTP (`POST
-//! /v1/workflows/bench/runs?wait=10s`): a connector that makes one outbound HTTP call to
+//! /v1/workflows/invoice-check/runs?wait=10s`): a connector that makes one outbound HTTP call to
 //! a local stand-in (`echo/fetch`), a rule (`invoice-rules/three-way-match`) and `echo`.
 //! The server is the real API router and engine on loopback, in this process; the load
 //! generator is 32 threads, each with one keep-alive connection. A lone client is also
@@ -14,9 +14,9 @@ use baton::api::guard::BadRequestBudget;
 use baton::api::{self, ApiLimits, AppState};
 use baton::engine::Engine;
 use baton::registry::GrantChange;
-use baton_tests::TestEngine;
 use baton_tests::http::request_from;
 use baton_tests::stand_in::{Reply, StandIn};
+use baton_tests::{INVOICE_CHECK, TestEngine, matching_invoice};
 use serde_json::json;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
@@ -25,21 +25,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 const CONCURRENCY: usize = 32;
-
-const WORKFLOW: &str = r#"
-name: bench
-steps:
-  - id: fetch
-    call: echo/fetch
-    input: { url: .input.url }
-  - id: check
-    rule: invoice-rules/three-way-match
-    input: { invoice: .input.invoice, po: .input.po, receipt: .input.receipt }
-    next: { approve: done, review: done, reject: done }
-  - id: done
-    call: echo/echo
-    input: { message: .steps.check.output.outcome }
-"#;
 
 /// One keep-alive connection to the server.
 struct Connection {
@@ -52,7 +37,7 @@ impl Connection {
         let stream = TcpStream::connect(address).expect("the server accepts connections");
         stream.set_nodelay(true).unwrap();
         let request = format!(
-            "POST /v1/workflows/bench/runs?wait=10s HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "POST /v1/workflows/invoice-check/runs?wait=10s HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         )
         .into_bytes();
@@ -168,7 +153,7 @@ impl Flood {
                                 from,
                                 &address,
                                 "POST",
-                                "/v1/workflows/bench/runs",
+                                "/v1/workflows/invoice-check/runs",
                                 Some("bt_not_a_token"),
                                 &[("Content-Type", "application/json")],
                                 &garbage,
@@ -246,7 +231,7 @@ fn main() {
                 },
             )
             .unwrap();
-        t.apply(WORKFLOW);
+        t.apply(INVOICE_CHECK);
         let tokens = Tokens::new(t.registry.store().clone());
         let (token, _) = tokens.create("bench", Role::Trigger).unwrap();
         let serve = |limits| serve(t.engine.clone(), tokens.clone(), limits);
@@ -262,14 +247,7 @@ fn main() {
         .await;
         ((address, unguarded), token, t)
     });
-    let line = |price: f64| json!({"sku": "A", "quantity": 10, "unit_price": price});
-    let body = json!({
-        "url": stand_in.url("/vendor"),
-        "invoice": {"vendor": "V", "currency": "EUR", "lines": [line(10.0)], "total": 100.0},
-        "po": {"vendor": "V", "currency": "EUR", "lines": [line(10.0)]},
-        "receipt": {"lines": [{"sku": "A", "quantity": 10}]}
-    })
-    .to_string();
+    let body = matching_invoice(&stand_in.url("/vendor")).to_string();
 
     // Warm-up: compiled components cached, connections and pools filled.
     round(&address, &token, &body, CONCURRENCY * 4, CONCURRENCY);

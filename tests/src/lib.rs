@@ -52,6 +52,35 @@ steps:
     input: { message: .steps.check.output.output.message }
 "#;
 
+/// A workflow `invoice-check`, the HTTP benchmark's: `echo` fetches `.input.url` (one
+/// outbound call), the `three-way-match` rule decides, and `echo` repeats the outcome.
+pub const INVOICE_CHECK: &str = r#"
+name: invoice-check
+steps:
+  - id: fetch
+    call: echo/fetch
+    input: { url: .input.url }
+  - id: check
+    rule: invoice-rules/three-way-match
+    input: { invoice: .input.invoice, po: .input.po, receipt: .input.receipt }
+    next: { approve: done, review: done, reject: done }
+  - id: done
+    call: echo/echo
+    input: { message: .steps.check.output.outcome }
+"#;
+
+/// An input for [`INVOICE_CHECK`] that fetches `url` and whose invoice matches its order
+/// and receipt.
+pub fn matching_invoice(url: &str) -> serde_json::Value {
+    let line = serde_json::json!({"sku": "A", "quantity": 10, "unit_price": 10.0});
+    serde_json::json!({
+        "url": url,
+        "invoice": {"vendor": "V", "currency": "EUR", "lines": [line], "total": 100.0},
+        "po": {"vendor": "V", "currency": "EUR", "lines": [line]},
+        "receipt": {"lines": [{"sku": "A", "quantity": 10}]}
+    })
+}
+
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const RUNS: usize = 400;
+const RUNS: usize = 500;
 
 fn ok(data: &Path, args: &[&str]) -> String {
     baton_ok(data, data, args).0

@@ -6,7 +6,7 @@ use baton::engine::task::{Decision, Person};
 use baton::engine::{EngineError, StartRun, audit};
 use baton::registry::GrantChange;
 use baton_tests::stand_in::{Reply, StandIn};
-use baton_tests::{TestEngine, step};
+use baton_tests::{INVOICE_CHECK, TestEngine, matching_invoice, step};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -94,6 +94,66 @@ steps:
         ("rejected", Some("no"))
     );
     assert!(failure.message.contains('A'), "{}", failure.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rules_decision_shares_the_commit_of_the_step_that_fed_it() {
+    let server = StandIn::start(|_| Reply::json(200, json!({"vendor": "V"})));
+    let t = TestEngine::with_plugins(&["echo", "invoice_rules"]).await;
+    t.registry
+        .grant(
+            "echo",
+            &GrantChange {
+                add_hosts: vec![format!("127.0.0.1:{}", server.addr.port())],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    t.apply(INVOICE_CHECK);
+    let input = matching_invoice(&server.url("/po"));
+    let mut feed = t.engine.events();
+    let view = t.run("invoice-check", input).await;
+    assert_eq!(view.run.output, Some(json!({"message": "approve"})));
+
+    // Each commit of the run, as the kinds of the events it holds.
+    let mut commits: Vec<Vec<String>> = Vec::new();
+    while let Ok(committed) = feed.try_recv() {
+        if committed.run_id != view.run.id {
+            continue;
+        }
+        commits.push(
+            committed
+                .events
+                .iter()
+                .map(|e| {
+                    let event: audit::Event = serde_json::from_slice(&e.body).unwrap();
+                    let kind = serde_json::to_value(&event.kind).unwrap();
+                    format!(
+                        "{} {}",
+                        kind["type"].as_str().unwrap(),
+                        kind["path"].as_str().unwrap_or("")
+                    )
+                })
+                .collect(),
+        );
+    }
+    // The start and fetch's attempt; fetch's completion with the rule's whole attempt
+    // and done's start; done's completion and the finish. The rule's decision never
+    // waits for a commit of its own.
+    assert_eq!(commits.len(), 3, "{commits:#?}");
+    let fed = &commits[1];
+    let at = |what: &str| {
+        fed.iter()
+            .position(|e| e == what)
+            .unwrap_or_else(|| panic!("no {what} in {fed:?}"))
+    };
+    assert!(at("step_completed fetch") < at("attempt_started check"));
+    assert!(at("attempt_started check") < at("step_completed check"));
+    assert!(at("step_completed check") < at("attempt_started done"));
+    assert!(
+        commits[2].contains(&"run_finished ".to_owned()),
+        "{commits:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -231,6 +231,7 @@ impl Actor {
                 self.absorb_inbox()?;
             }
             self.advance();
+            self.decide_rules().await;
             if self.has_changes() {
                 let outcome = self.commit().await?;
                 if outcome.inbox_filled {
@@ -1220,85 +1221,118 @@ impl Actor {
     /// Starts the plugin calls whose attempts were just committed.
     fn launch(&mut self) {
         for path in std::mem::take(&mut self.launches) {
-            let Some(record) = self.steps.get(&path) else {
-                continue;
-            };
-            if record.status != StepStatus::Running {
-                continue;
+            if let Some(call) = self.call(&path) {
+                self.inflight.push(call);
             }
-            let step = &self.workflow.steps[&record.id];
-            let (StepKind::Call(action) | StepKind::Rule(action)) = &step.kind else {
-                continue;
-            };
-            let attempt = record.attempts.len() as u32;
-            let generation = record.generation;
-            let pin = self.run.plugins.get(&action.plugin).cloned();
-            let name = action
-                .plugin
-                .split_once('@')
-                .map_or(action.plugin.as_str(), |(n, _)| n)
-                .to_owned();
-            let action = action.action.clone();
-            let input = record
-                .input
-                .as_ref()
-                .map_or_else(|| "null".to_owned(), Value::to_string);
-            let context = CallContext {
-                run_id: self.run.id.clone(),
-                step_id: path.clone(),
-                attempt,
-                idempotency_key: format!("{}/{path}/{generation}", self.run.id),
-            };
-            let timeout = step.timeout;
-            let registry = self.inner.registry.clone();
-            self.inflight.push(Box::pin(async move {
-                let result = match pin {
-                    None => Err(Failure::engine(
-                        "plugin_unpinned",
-                        format!("the run has no pinned version of `{name}`"),
-                        false,
-                    )),
-                    Some(pin) => {
-                        let call = registry.call_pinned(
-                            &name,
-                            &pin.version,
-                            &pin.digest,
-                            &action,
-                            &input,
-                            &context,
-                        );
-                        let call = async {
-                            call.await
-                                .map_err(|e| Failure::engine(e.code(), e.to_string(), false))
-                        };
-                        match timeout {
-                            Some(limit) => {
-                                tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
-                                    Err(Failure::engine(
-                                        "step_timeout",
-                                        format!(
-                                            "the step did not finish within its timeout of {}",
-                                            humantime::format_duration(limit)
-                                        ),
-                                        true,
-                                    ))
-                                })
-                            }
-                            None => call.await,
-                        }
-                    }
-                };
-                if matches!(&result, Ok(report) if report.result.is_ok()) {
-                    super::fault::hold_after_call(&name, &action, &path).await;
-                }
-                CallDone {
-                    path,
-                    generation,
-                    attempt,
-                    result,
-                }
-            }));
         }
+    }
+
+    /// Decides the rules just started before anything is committed. A rule is pure and
+    /// replayable, so its decision can share the commit of the step that fed it: a
+    /// crash before that commit re-runs both, and nothing that depends on the decision
+    /// starts before it is committed. Repeats while decisions start more rules.
+    async fn decide_rules(&mut self) {
+        loop {
+            let (rules, calls): (Vec<String>, Vec<String>) = std::mem::take(&mut self.launches)
+                .into_iter()
+                .partition(|path| self.is_rule(path));
+            self.launches = calls;
+            if rules.is_empty() {
+                return;
+            }
+            let decisions = rules.iter().filter_map(|path| self.call(path));
+            for done in futures_util::future::join_all(decisions).await {
+                self.finish_call(done);
+            }
+            self.advance();
+        }
+    }
+
+    fn is_rule(&self, path: &str) -> bool {
+        self.steps
+            .get(path)
+            .is_some_and(|record| matches!(self.workflow.steps[&record.id].kind, StepKind::Rule(_)))
+    }
+
+    /// The plugin call of the running attempt at `path`, if it is a call or rule step.
+    fn call(&self, path: &str) -> Option<BoxFuture<'static, CallDone>> {
+        let record = self.steps.get(path)?;
+        if record.status != StepStatus::Running {
+            return None;
+        }
+        let step = &self.workflow.steps[&record.id];
+        let (StepKind::Call(action) | StepKind::Rule(action)) = &step.kind else {
+            return None;
+        };
+        let path = path.to_owned();
+        let attempt = record.attempts.len() as u32;
+        let generation = record.generation;
+        let pin = self.run.plugins.get(&action.plugin).cloned();
+        let name = action
+            .plugin
+            .split_once('@')
+            .map_or(action.plugin.as_str(), |(n, _)| n)
+            .to_owned();
+        let action = action.action.clone();
+        let input = record
+            .input
+            .as_ref()
+            .map_or_else(|| "null".to_owned(), Value::to_string);
+        let context = CallContext {
+            run_id: self.run.id.clone(),
+            step_id: path.clone(),
+            attempt,
+            idempotency_key: format!("{}/{path}/{generation}", self.run.id),
+        };
+        let timeout = step.timeout;
+        let registry = self.inner.registry.clone();
+        Some(Box::pin(async move {
+            let result = match pin {
+                None => Err(Failure::engine(
+                    "plugin_unpinned",
+                    format!("the run has no pinned version of `{name}`"),
+                    false,
+                )),
+                Some(pin) => {
+                    let call = registry.call_pinned(
+                        &name,
+                        &pin.version,
+                        &pin.digest,
+                        &action,
+                        &input,
+                        &context,
+                    );
+                    let call = async {
+                        call.await
+                            .map_err(|e| Failure::engine(e.code(), e.to_string(), false))
+                    };
+                    match timeout {
+                        Some(limit) => {
+                            tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+                                Err(Failure::engine(
+                                    "step_timeout",
+                                    format!(
+                                        "the step did not finish within its timeout of {}",
+                                        humantime::format_duration(limit)
+                                    ),
+                                    true,
+                                ))
+                            })
+                        }
+                        None => call.await,
+                    }
+                }
+            };
+            if matches!(&result, Ok(report) if report.result.is_ok()) {
+                super::fault::hold_after_call(&name, &action, &path).await;
+            }
+            CallDone {
+                path,
+                generation,
+                attempt,
+                result,
+            }
+        }))
     }
 
     fn finish_call(&mut self, done: CallDone) {
