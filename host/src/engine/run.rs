@@ -1232,14 +1232,12 @@ impl Actor {
     /// crash before that commit re-runs both, and nothing that depends on the decision
     /// starts before it is committed. Repeats while decisions start more rules.
     async fn decide_rules(&mut self) {
-        loop {
+        // Most passes start no rule: look before taking the list apart.
+        while self.launches.iter().any(|path| self.is_rule(path)) {
             let (rules, calls): (Vec<String>, Vec<String>) = std::mem::take(&mut self.launches)
                 .into_iter()
                 .partition(|path| self.is_rule(path));
             self.launches = calls;
-            if rules.is_empty() {
-                return;
-            }
             let decisions = rules.iter().filter_map(|path| self.call(path));
             for done in futures_util::future::join_all(decisions).await {
                 self.finish_call(done);
