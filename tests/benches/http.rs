@@ -13,7 +13,6 @@ use baton::api::auth::{Role, Tokens};
 use baton::api::guard::BadRequestBudget;
 use baton::api::{self, ApiLimits, AppState};
 use baton::engine::Engine;
-use baton::registry::GrantChange;
 use baton_tests::http::request_from;
 use baton_tests::stand_in::{Reply, StandIn};
 use baton_tests::{INVOICE_CHECK, TestEngine, matching_invoice};
@@ -222,15 +221,7 @@ fn main() {
     let stand_in = StandIn::start(|_| Reply::json(200, json!({"vendor": "ACME", "ok": true})));
     let ((address, unguarded), token, _engine) = runtime.block_on(async {
         let t = TestEngine::with_plugins(&["echo", "invoice_rules"]).await;
-        t.registry
-            .grant(
-                "echo",
-                &GrantChange {
-                    add_hosts: vec![format!("127.0.0.1:{}", stand_in.addr.port())],
-                    ..Default::default()
-                },
-            )
-            .unwrap();
+        t.allow("echo", &stand_in);
         t.apply(INVOICE_CHECK);
         let tokens = Tokens::new(t.registry.store().clone());
         let (token, _) = tokens.create("bench", Role::Trigger).unwrap();

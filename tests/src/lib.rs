@@ -307,6 +307,15 @@ pub struct TestEngine {
 }
 
 impl TestEngine {
+    /// Grants `plugin` the host and port of `server`.
+    pub fn allow(&self, plugin: &str, server: &stand_in::StandIn) {
+        let change = baton::registry::GrantChange {
+            add_hosts: vec![format!("127.0.0.1:{}", server.addr.port())],
+            ..Default::default()
+        };
+        self.registry.grant(plugin, &change).unwrap();
+    }
+
     /// Installs `plugins` (component names, unsigned) and starts the engine.
     pub async fn with_plugins(plugins: &[&str]) -> TestEngine {
         let test = TestRegistry::unsigned();

@@ -4,7 +4,6 @@
 use baton::engine::state::{InboxMessage, RunStatus, StepStatus};
 use baton::engine::task::{Decision, Person};
 use baton::engine::{EngineError, StartRun, audit};
-use baton::registry::GrantChange;
 use baton_tests::stand_in::{Reply, StandIn};
 use baton_tests::{INVOICE_CHECK, TestEngine, matching_invoice, step};
 use serde_json::json;
@@ -100,15 +99,7 @@ steps:
 async fn a_rules_decision_shares_the_commit_of_the_step_that_fed_it() {
     let server = StandIn::start(|_| Reply::json(200, json!({"vendor": "V"})));
     let t = TestEngine::with_plugins(&["echo", "invoice_rules"]).await;
-    t.registry
-        .grant(
-            "echo",
-            &GrantChange {
-                add_hosts: vec![format!("127.0.0.1:{}", server.addr.port())],
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    t.allow("echo", &server);
     t.apply(INVOICE_CHECK);
     let input = matching_invoice(&server.url("/po"));
     let mut feed = t.engine.events();
@@ -434,15 +425,7 @@ fn flaky_server(failures: usize) -> StandIn {
 
 async fn http_engine(server: &StandIn) -> TestEngine {
     let t = TestEngine::with_plugins(&["http"]).await;
-    t.registry
-        .grant(
-            "http",
-            &GrantChange {
-                add_hosts: vec![format!("127.0.0.1:{}", server.addr.port())],
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    t.allow("http", server);
     t
 }
 
