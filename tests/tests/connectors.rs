@@ -538,9 +538,10 @@ async fn an_erp_outage_is_retryable_and_ends() {
     assert_eq!(po["vendor_id"], "V-002");
 
     // Nobody listening at all is retryable too.
+    let (closed_url, _held) = closed_url();
     let closed = connector(
         "erp",
-        &[("base_url", json!(closed_url()))],
+        &[("base_url", json!(closed_url))],
         &[("api-key", KEY)],
     )
     .await;
@@ -819,10 +820,13 @@ async fn notify_names_missing_config_and_refused_keys() {
     );
 }
 
-/// A loopback URL nobody listens on.
-fn closed_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    format!("http://127.0.0.1:{port}")
+/// A loopback URL nobody listens on, and the socket that keeps it so: the port stays
+/// bound (never listening, so connections are refused) while the socket lives. A port
+/// merely freed could be taken by a server another test starts meanwhile, which CI saw
+/// answer 404 where a refusal was expected.
+fn closed_url() -> (String, tokio::net::TcpSocket) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (format!("http://127.0.0.1:{port}"), socket)
 }
