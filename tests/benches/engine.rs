@@ -53,7 +53,11 @@ async fn run_to_end(engine: &Engine, workflow: &str) -> (String, Duration) {
         .await
         .unwrap()
         .run_id;
-    let run = engine.wait_for(&id, Duration::from_secs(60)).await.unwrap();
+    let run = engine
+        .wait_for(&id, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .run;
     let took = started.elapsed();
     assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.failure);
     (id, took)

@@ -61,6 +61,13 @@ fn runs_are_triggered_idempotently_and_synchronously() {
     assert_eq!(run["key"], "A-1");
     assert_eq!(run["started_by"], "user:admin");
     assert_eq!(run["steps"][0]["status"], "completed");
+    // The synchronous answer is the finished run as stored, not a draft of it.
+    let stored = server.admin(
+        "GET",
+        &format!("/v1/runs/{}", run["id"].as_str().unwrap()),
+        "",
+    );
+    assert_eq!(stored.json(), run);
 
     // The same key returns the same run and starts nothing.
     let again = server.request(

@@ -173,14 +173,22 @@ pub(super) async fn start(
     } else {
         StatusCode::CREATED
     };
-    if let Some(limit) = wait {
-        match state.engine.wait_for(&started.run_id, limit).await {
-            Ok(_) => {}
-            Err(crate::engine::EngineError::WaitTimedOut(_)) => status = StatusCode::ACCEPTED,
+    let settled = match wait {
+        Some(limit) => match state.engine.wait_for(&started.run_id, limit).await {
+            Ok(view) => Some(view),
+            Err(crate::engine::EngineError::WaitTimedOut(_)) => {
+                status = StatusCode::ACCEPTED;
+                None
+            }
             Err(e) => return Err(e.into()),
-        }
-    }
-    Ok((status, Json(state.engine.run(&started.run_id)?)))
+        },
+        None => None,
+    };
+    let view = match settled {
+        Some(view) => view,
+        None => state.engine.run(&started.run_id)?,
+    };
+    Ok((status, Json(view)))
 }
 
 /// `GET /v1/runs/{id}`: the run with every step.

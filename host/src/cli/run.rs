@@ -251,14 +251,14 @@ async fn start(engine: &Engine, args: StartArgs) -> Result<()> {
             })
             .await?;
         if args.wait {
-            let run = engine.wait_for(&started.run_id, args.timeout).await?;
+            let view = engine.wait_for(&started.run_id, args.timeout).await?;
             engine.settle(&started.run_id).await;
             if args.json {
-                print::json(&engine.run(&run.id)?)?;
+                print::json(&view)?;
             } else {
-                print::run_details(&engine.run(&run.id)?);
+                print::run_details(&view);
             }
-            if run.status == RunStatus::Failed {
+            if view.run.status == RunStatus::Failed {
                 std::process::exit(1);
             }
         } else if args.json {

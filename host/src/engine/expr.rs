@@ -3,6 +3,7 @@
 
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, ValT, Vars, data, unwrap_valr};
+use jaq_json::Num;
 pub use jaq_json::Val;
 use serde::Deserialize;
 use std::fmt;
@@ -143,8 +144,32 @@ pub fn to_val(value: &serde_json::Value) -> Val {
 /// A jq value as JSON. jq values that JSON cannot hold (byte strings, non-string object
 /// keys, NaN) are refused.
 pub fn to_json(value: &Val) -> Result<serde_json::Value, String> {
-    serde_json::from_str(&value.to_string())
-        .map_err(|_| format!("the value {value} cannot be written as JSON"))
+    use serde_json::Value;
+    let refused = || format!("the value {value} cannot be written as JSON");
+    Ok(match value {
+        Val::Null => Value::Null,
+        Val::Bool(b) => Value::Bool(*b),
+        Val::Num(Num::Int(i)) => Value::from(*i as i64),
+        Val::Num(Num::Float(f)) => serde_json::Number::from_f64(*f)
+            .map(Value::Number)
+            .ok_or_else(refused)?,
+        // Big integers and decimals as written: JSON's own reading decides what they are.
+        Val::Num(number) => serde_json::from_str(&number.to_string()).map_err(|_| refused())?,
+        Val::TStr(text) => Value::String(String::from_utf8_lossy(text).into_owned()),
+        Val::BStr(_) => return Err(refused()),
+        Val::Arr(items) => Value::Array(items.iter().map(to_json).collect::<Result<_, _>>()?),
+        Val::Obj(entries) => Value::Object(
+            entries
+                .iter()
+                .map(|(key, value)| match key {
+                    Val::TStr(key) => {
+                        Ok((String::from_utf8_lossy(key).into_owned(), to_json(value)?))
+                    }
+                    _ => Err(refused()),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+    })
 }
 
 /// A jq string value.
@@ -276,6 +301,31 @@ mod tests {
         let e = Expr::compile(".input.a + 1").unwrap();
         let out = e.eval(&to_val(&json!({"input": {"a": 41}}))).unwrap();
         assert_eq!(to_json(&out).unwrap(), json!(42));
+    }
+
+    #[test]
+    fn values_come_back_as_the_json_they_were() {
+        let value = json!({"s": "tëxt", "i": -7, "big": 18446744073709551615u64, "f": 2.5,
+            "whole": 1.0, "n": null, "b": true, "l": [1, "two", {"three": [3.0]}]});
+        assert_eq!(to_json(&to_val(&value)).unwrap(), value);
+        let computed =
+            Expr::compile("{x: (.a / 2), y: (.a * 1.5), z: 12345678901234567890123}").unwrap();
+        let out = to_json(&computed.eval(&to_val(&json!({"a": 3}))).unwrap()).unwrap();
+        assert_eq!(out["x"], json!(1.5));
+        assert_eq!(out["y"], json!(4.5));
+        assert_eq!(out["z"], json!(1.2345678901234568e22));
+        let huge = Expr::compile("1e1000").unwrap().eval(&Val::Null).unwrap();
+        assert!(to_json(&huge).is_err());
+        let nan = Expr::compile("nan").unwrap().eval(&Val::Null).unwrap();
+        assert!(
+            to_json(&nan)
+                .unwrap_err()
+                .contains("cannot be written as JSON")
+        );
+        let bytes = Expr::compile("\"a\" | tobytes").unwrap().eval(&Val::Null);
+        if let Ok(bytes) = bytes {
+            assert!(to_json(&bytes).is_err());
+        }
     }
 
     #[test]

@@ -161,8 +161,9 @@ pub(crate) struct Inner {
     /// Every run's events, just after they are committed.
     feed: writer::Feed,
     metrics: crate::metrics::Metrics,
-    /// Callers waiting for one run's status to change.
-    waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
+    /// Callers waiting for one run's status to change; a run that finishes hands them
+    /// its final view, so they need not read it back.
+    waiters: Mutex<HashMap<String, Vec<oneshot::Sender<Option<RunView>>>>>,
 }
 
 /// The workflow engine. Cheap to clone.
@@ -407,14 +408,7 @@ impl Engine {
             .store
             .run_state::<RunRecord, StepRecord>(id)?
             .ok_or_else(|| EngineError::UnknownRun(id.to_owned()))?;
-        let mut steps: Vec<StepView> = steps
-            .into_iter()
-            .map(|(path, record)| StepView { path, record })
-            .collect();
-        steps.sort_by(|a, b| {
-            (a.record.scheduled_ms, &a.path).cmp(&(b.record.scheduled_ms, &b.path))
-        });
-        Ok(RunView { run, steps })
+        Ok(RunView::new(run, steps))
     }
 
     /// Runs matching the filters, newest first.
@@ -485,7 +479,7 @@ impl Engine {
 
     /// Waits until run `id` is no longer running (finished, or waiting or paused with no
     /// message left to handle).
-    pub async fn wait_for(&self, id: &str, limit: Duration) -> Result<RunRecord, EngineError> {
+    pub async fn wait_for(&self, id: &str, limit: Duration) -> Result<RunView, EngineError> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             // Register before reading, so a change between the two is not missed.
@@ -507,10 +501,12 @@ impl Engine {
             let settled = run.status != RunStatus::Running
                 && (run.status.is_finished() || !self.inner.store.has_inbox(id)?);
             if settled {
-                return Ok(run);
+                return self.run(id);
             }
-            if tokio::time::timeout_at(deadline, rx).await.is_err() {
-                return Err(EngineError::WaitTimedOut(limit));
+            match tokio::time::timeout_at(deadline, rx).await {
+                Err(_) => return Err(EngineError::WaitTimedOut(limit)),
+                Ok(Ok(Some(finished))) => return Ok(finished),
+                Ok(_) => {}
             }
         }
     }
@@ -837,8 +833,16 @@ impl Inner {
         remove_own(&mut self.live.lock().expect("live lock"), id, handle);
     }
 
-    fn announce(&self, id: &str, status: RunStatus) {
-        self.wake_waiters(id);
+    /// Tells watchers of run `id` its new status; waiters of a finished run get `view`.
+    fn announce(&self, id: &str, status: RunStatus, view: impl FnOnce() -> RunView) {
+        let waiters = self.waiters.lock().expect("waiters lock").remove(id);
+        if let Some(waiters) = waiters {
+            let finished = status.is_finished().then(view);
+            for waiter in waiters {
+                // A waiter that gave up has dropped its receiver.
+                let _ = waiter.send(finished.clone());
+            }
+        }
         if self.updates.receiver_count() > 0 {
             let _ = self.updates.send(RunUpdate {
                 run_id: id.to_owned(),
@@ -852,7 +856,7 @@ impl Inner {
         let waiters = self.waiters.lock().expect("waiters lock").remove(id);
         for waiter in waiters.into_iter().flatten() {
             // A waiter that gave up has dropped its receiver.
-            let _ = waiter.send(());
+            let _ = waiter.send(None);
         }
     }
 

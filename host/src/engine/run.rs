@@ -320,7 +320,11 @@ impl Actor {
             self.inner.timers.add(due, &self.run.id);
         }
         if status_changed {
-            self.inner.announce(&self.run.id, self.run.status);
+            let view = || {
+                let steps = self.steps.iter().map(|(p, s)| (p.clone(), s.clone()));
+                RunView::new(self.run.clone(), steps)
+            };
+            self.inner.announce(&self.run.id, self.run.status, view);
         } else if handled_inbox {
             // `wait_for` holds off while a parked run has messages; now it has fewer.
             self.inner.wake_waiters(&self.run.id);

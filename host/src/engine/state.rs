@@ -344,6 +344,20 @@ pub struct RunView {
     pub steps: Vec<StepView>,
 }
 
+impl RunView {
+    /// The view of `run` with `steps` in the order they were scheduled.
+    pub fn new(run: RunRecord, steps: impl IntoIterator<Item = (String, StepRecord)>) -> RunView {
+        let mut steps: Vec<StepView> = steps
+            .into_iter()
+            .map(|(path, record)| StepView { path, record })
+            .collect();
+        steps.sort_by(|a, b| {
+            (a.record.scheduled_ms, &a.path).cmp(&(b.record.scheduled_ms, &b.path))
+        });
+        RunView { run, steps }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StepView {
     pub path: String,

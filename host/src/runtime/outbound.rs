@@ -26,6 +26,10 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody};
 /// and a connection busy with a workflow's calls is reused long before.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
+/// How long a connection taken from the pool may take to become ready for the next
+/// request (it was given back as its last response ended); a new one is opened instead.
+const READY_WAIT: Duration = Duration::from_millis(50);
+
 /// Idle connections kept per origin; more than this are closed when they come back.
 const MAX_IDLE_PER_ORIGIN: usize = 64;
 
@@ -102,7 +106,7 @@ impl ConnectionPool {
             .map_err(|_| Error::HttpRequestUriInvalid)?;
 
         loop {
-            let (mut sender, reused) = match self.take_idle(&origin, timeouts.connect).await {
+            let (mut sender, reused) = match self.take_idle(&origin).await {
                 Some(sender) => (sender, true),
                 None => (self.connect(&origin, timeouts.connect).await?, false),
             };
@@ -132,7 +136,7 @@ impl ConnectionPool {
     }
 
     /// The most recently used live connection to `origin`, once it can take a request.
-    async fn take_idle(&self, origin: &Origin, wait: Duration) -> Option<SendRequest<WasiBody>> {
+    async fn take_idle(&self, origin: &Origin) -> Option<SendRequest<WasiBody>> {
         loop {
             let idle = {
                 let mut pool = self.idle.lock().expect("connection pool lock");
@@ -148,7 +152,7 @@ impl ConnectionPool {
             }
             let mut sender = idle.sender;
             // Just returned, the connection may still be finishing the last response.
-            if let Ok(Ok(())) = tokio::time::timeout(wait, sender.ready()).await {
+            if let Ok(Ok(())) = tokio::time::timeout(READY_WAIT, sender.ready()).await {
                 return Some(sender);
             }
         }
