@@ -26,6 +26,12 @@
 //! # the budget off (do that behind a reverse proxy, where clients share an address).
 //! bad_request_burst = 200
 //! bad_request_rate = 50
+//! # A request's headers must arrive within this time, which also closes a kept-alive
+//! # connection idle for that long (slowloris clients are cut off).
+//! header_timeout_ms = 10000
+//! # Connections one client address may hold open; more are closed at once. 0 turns
+//! # the cap off (behind a reverse proxy, as for the bad-request budget).
+//! max_connections_per_address = 256
 //! ```
 
 use crate::store::LimitSettings;
@@ -90,15 +96,22 @@ pub struct ServerSettings {
     pub bad_request_burst: u32,
     /// Malformed requests per second the budget refills.
     pub bad_request_rate: u32,
+    /// Time a client has to send a request's headers, ms.
+    pub header_timeout_ms: u64,
+    /// Connections one client address may hold open; 0 turns the cap off.
+    pub max_connections_per_address: usize,
 }
 
 impl Default for ServerSettings {
     fn default() -> Self {
+        let connections = crate::api::listen::ConnectionLimits::default();
         ServerSettings {
             listen: "127.0.0.1:8080".into(),
             max_body_kb: 8192,
             bad_request_burst: crate::api::guard::BadRequestBudget::default().burst,
             bad_request_rate: crate::api::guard::BadRequestBudget::default().per_second,
+            header_timeout_ms: connections.header_timeout.as_millis() as u64,
+            max_connections_per_address: connections.per_address,
         }
     }
 }

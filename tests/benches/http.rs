@@ -121,7 +121,9 @@ async fn serve(engine: Engine, tokens: Tokens, limits: ApiLimits) -> String {
     let (close, closing) = tokio::sync::watch::channel(false);
     let state = AppState::new(engine, tokens, closing);
     let router = api::router(state, &limits);
-    tokio::spawn(api::serve(listener, router, close, std::future::pending()));
+    tokio::spawn(async move {
+        api::serve(listener, router, &limits, close, std::future::pending()).await
+    });
     address
 }
 

@@ -302,6 +302,12 @@ pub fn request_from(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Response {
+    let stream = connect_from(source, address);
+    exchange(stream, address, method, path, token, headers, body)
+}
+
+/// A connection to `address` from the loopback address `source`.
+pub fn connect_from(source: std::net::Ipv4Addr, address: &str) -> TcpStream {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
     socket
@@ -311,7 +317,7 @@ pub fn request_from(
     socket
         .connect(&server.into())
         .expect("the server accepts connections");
-    exchange(socket.into(), address, method, path, token, headers, body)
+    socket.into()
 }
 
 fn exchange(

@@ -596,3 +596,87 @@ fn a_flood_of_malformed_requests_is_turned_away_and_other_clients_are_served() {
     assert_eq!(good(flooder).status, 200);
     assert_eq!(good(Ipv4Addr::new(127, 0, 0, 3)).status, 200);
 }
+
+#[test]
+fn slow_and_greedy_clients_are_cut_off_and_others_are_served() {
+    use baton_tests::http::{connect_from, request_from};
+    use std::io::{Read, Write};
+    use std::net::Ipv4Addr;
+    use std::time::{Duration, Instant};
+    let server = Server::start_with(
+        "allow_unsigned = true\n[server]\nheader_timeout_ms = 600\nmax_connections_per_address = 3\n",
+        &["echo"],
+    );
+    let healthy = |from: Ipv4Addr| {
+        let answer = request_from(from, &server.address, "GET", "/healthz", None, &[], b"");
+        answer.status == 200
+    };
+    // Whether the server closed `stream`: a read sees the end (or a reset) within `wait`.
+    let closed_within = |stream: &mut std::net::TcpStream, wait: Duration| {
+        stream.set_read_timeout(Some(wait)).unwrap();
+        let mut buffer = [0u8; 512];
+        loop {
+            match stream.read(&mut buffer) {
+                Ok(0) => return true,
+                Ok(_) => continue, // a 408 or similar before closing is fine
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false, // timed out: still open
+            }
+        }
+    };
+
+    // A slowloris client: its headers come a byte every 100 ms and never end.
+    let slow = Ipv4Addr::new(127, 0, 0, 2);
+    let mut loris = connect_from(slow, &server.address);
+    loris
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .unwrap();
+    let started = Instant::now();
+    let mut cut_off = false;
+    while started.elapsed() < Duration::from_secs(5) {
+        if loris.write_all(b"a").is_err() || closed_within(&mut loris, Duration::from_millis(100)) {
+            cut_off = true;
+            break;
+        }
+        // Other clients are served while it trickles.
+        assert!(healthy(Ipv4Addr::new(127, 0, 0, 1)));
+    }
+    let took = started.elapsed();
+    assert!(
+        cut_off,
+        "a client still sending headers after 5 s was not cut off"
+    );
+    assert!(
+        took >= Duration::from_millis(500),
+        "cut off after {took:?}, before its time"
+    );
+
+    // A client that opens connections and sends nothing holds at most three; a fourth
+    // is closed at once, and the three are closed once their header time is up.
+    let greedy = Ipv4Addr::new(127, 0, 0, 3);
+    let mut held: Vec<_> = (0..3)
+        .map(|_| connect_from(greedy, &server.address))
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut fourth = connect_from(greedy, &server.address);
+    assert!(
+        closed_within(&mut fourth, Duration::from_millis(300)),
+        "a fourth connection was kept"
+    );
+    assert!(
+        !closed_within(&mut held[0], Duration::from_millis(100)),
+        "a held connection was closed early"
+    );
+    assert!(
+        healthy(Ipv4Addr::new(127, 0, 0, 1)),
+        "another address is not capped"
+    );
+    for stream in &mut held {
+        assert!(
+            closed_within(stream, Duration::from_secs(3)),
+            "an idle connection was kept past its header time"
+        );
+    }
+    // Their slots came back: the same address is served again.
+    assert!(healthy(greedy));
+}

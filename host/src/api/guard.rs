@@ -124,7 +124,7 @@ impl Guard {
 
 /// The key of a client: its IPv4 address (also when mapped into IPv6), or its IPv6 /64,
 /// the block one host is usually given.
-fn client_key(address: IpAddr) -> IpAddr {
+pub(super) fn client_key(address: IpAddr) -> IpAddr {
     match address.to_canonical() {
         IpAddr::V6(v6) => {
             let prefix = u128::from(v6) & !((1u128 << 64) - 1);

@@ -12,6 +12,7 @@ mod exceptions;
 mod feedback;
 pub mod guard;
 pub mod hooks;
+pub mod listen;
 mod metrics;
 pub mod openapi;
 mod plugins;
@@ -80,6 +81,8 @@ pub struct ApiLimits {
     pub max_body_bytes: usize,
     /// How many malformed requests one client address may send.
     pub bad_requests: guard::BadRequestBudget,
+    /// How long headers may take and how many connections one address may hold.
+    pub connections: listen::ConnectionLimits,
 }
 
 impl Default for ApiLimits {
@@ -87,6 +90,7 @@ impl Default for ApiLimits {
         ApiLimits {
             max_body_bytes: 8 << 20,
             bad_requests: guard::BadRequestBudget::default(),
+            connections: listen::ConnectionLimits::default(),
         }
     }
 }
@@ -145,17 +149,11 @@ pub fn routes() -> Routes {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
+    limits: &ApiLimits,
     close: tokio::sync::watch::Sender<bool>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Peer addresses feed the bad-request budget.
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = close.send(true);
-        })
-        .await
+    listen::serve(listener, router, limits.connections, close, shutdown).await
 }
 
 async fn healthz() -> axum::Json<serde_json::Value> {

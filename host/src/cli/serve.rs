@@ -9,6 +9,7 @@ use baton::engine::Recovery;
 use baton::store::Store;
 use clap::{Args, Subcommand};
 use std::io::Write;
+use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -26,6 +27,10 @@ pub fn serve(context: &DataDir, args: ServeArgs) -> Result<()> {
         bad_requests: api::guard::BadRequestBudget {
             burst: config.server.bad_request_burst,
             per_second: config.server.bad_request_rate,
+        },
+        connections: api::listen::ConnectionLimits {
+            header_timeout: Duration::from_millis(config.server.header_timeout_ms),
+            per_address: config.server.max_connections_per_address,
         },
     };
     block_on(async move {
@@ -49,6 +54,7 @@ pub fn serve(context: &DataDir, args: ServeArgs) -> Result<()> {
         api::serve(
             listener,
             api::router(state, &limits),
+            &limits,
             close,
             shutdown_signal(),
         )
