@@ -83,7 +83,7 @@ impl Drop for Slot {
 /// Serves `router` on `listener` until `shutdown` completes; then `close` turns true
 /// (open event streams end), requests in progress finish, and kept-alive connections
 /// close. Returns once every connection has closed.
-pub async fn serve(
+pub(super) async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
@@ -94,6 +94,9 @@ pub async fn serve(
     // Every connection task holds a receiver; `closed()` on the sender is all of them gone.
     let (stop, stopping) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -120,14 +123,11 @@ pub async fn serve(
                 request
             });
         let mut stopping = stopping.clone();
+        let http = http.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout);
             let connection =
-                builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+                http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
             let mut connection = std::pin::pin!(connection);
             tokio::select! {
                 _ = connection.as_mut() => return,

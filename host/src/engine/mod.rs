@@ -835,14 +835,7 @@ impl Inner {
 
     /// Tells watchers of run `id` its new status; waiters of a finished run get `view`.
     fn announce(&self, id: &str, status: RunStatus, view: impl FnOnce() -> RunView) {
-        let waiters = self.waiters.lock().expect("waiters lock").remove(id);
-        if let Some(waiters) = waiters {
-            let finished = status.is_finished().then(view);
-            for waiter in waiters {
-                // A waiter that gave up has dropped its receiver.
-                let _ = waiter.send(finished.clone());
-            }
-        }
+        self.tell_waiters(id, || status.is_finished().then(view));
         if self.updates.receiver_count() > 0 {
             let _ = self.updates.send(RunUpdate {
                 run_id: id.to_owned(),
@@ -853,10 +846,19 @@ impl Inner {
 
     /// Tells `wait_for` callers of run `id` to look again.
     fn wake_waiters(&self, id: &str) {
-        let waiters = self.waiters.lock().expect("waiters lock").remove(id);
-        for waiter in waiters.into_iter().flatten() {
+        self.tell_waiters(id, || None);
+    }
+
+    /// Hands `wait_for` callers of run `id` what `finished` gives (the final view, or
+    /// `None`: look again); it is only computed when someone waits.
+    fn tell_waiters(&self, id: &str, finished: impl FnOnce() -> Option<RunView>) {
+        let Some(waiters) = self.waiters.lock().expect("waiters lock").remove(id) else {
+            return;
+        };
+        let finished = finished();
+        for waiter in waiters {
             // A waiter that gave up has dropped its receiver.
-            let _ = waiter.send(None);
+            let _ = waiter.send(finished.clone());
         }
     }
 

@@ -58,6 +58,13 @@ struct Idle {
     since: Instant,
 }
 
+impl Idle {
+    /// Still open, and not idle so long that the server may be closing it.
+    fn reusable(&self) -> bool {
+        !self.sender.is_closed() && self.since.elapsed() <= IDLE_TIMEOUT
+    }
+}
+
 /// Kept-alive connections to the origins plugins call, shared by every call of a
 /// [`Runtime`](super::Runtime).
 #[derive(Default)]
@@ -147,7 +154,7 @@ impl ConnectionPool {
                 }
                 next?
             };
-            if idle.sender.is_closed() || idle.since.elapsed() > IDLE_TIMEOUT {
+            if !idle.reusable() {
                 continue;
             }
             let mut sender = idle.sender;
@@ -161,7 +168,7 @@ impl ConnectionPool {
     fn put_idle(&self, origin: Origin, sender: SendRequest<WasiBody>) {
         let mut pool = self.idle.lock().expect("connection pool lock");
         let idle = pool.entry(origin).or_default();
-        idle.retain(|c| !c.sender.is_closed() && c.since.elapsed() <= IDLE_TIMEOUT);
+        idle.retain(Idle::reusable);
         if idle.len() < MAX_IDLE_PER_ORIGIN {
             idle.push(Idle {
                 sender,
