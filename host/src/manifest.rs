@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Which WIT world a component implements.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PluginKind {
     /// `baton:plugin/connector`: talks to the outside world.
@@ -26,7 +26,7 @@ impl fmt::Display for PluginKind {
 }
 
 /// One action of a connector, or one rule of a rule plugin.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ActionSpec {
     pub name: String,
     pub description: String,
@@ -40,7 +40,7 @@ pub struct ActionSpec {
 }
 
 /// Capabilities a plugin requests in `describe()`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Capabilities {
     /// Host patterns for outbound HTTP (see `runtime::HostPattern`).
     #[serde(default)]
@@ -51,7 +51,7 @@ pub struct Capabilities {
 }
 
 /// A plugin's self-description, as returned by `describe()`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PluginManifest {
     pub name: String,
     pub version: String,

@@ -23,7 +23,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An outbound webhook: where run-finished callbacks go.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Webhook {
     pub id: String,
     pub url: String,
@@ -38,7 +38,7 @@ pub struct Webhook {
 }
 
 /// One callback to deliver.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Delivery {
     pub id: String,
     pub webhook: String,

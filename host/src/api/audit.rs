@@ -11,8 +11,9 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// Most entries one query returns.
 const MAX_LIMIT: usize = 10_000;
@@ -30,12 +31,13 @@ pub fn routes(r: Routes) -> Routes {
         "/v1/audit",
         Doc::new("Audit log entries", Access::Read)
             .query(FILTER)
+            .gives::<Vec<serde_json::Map<String, Value>>>()
             .errors(&[400]),
         query,
     )
     .get(
         "/v1/audit/verify",
-        Doc::new("Check every hash chain", Access::Read),
+        Doc::new("Check every hash chain", Access::Read).gives::<Verified>(),
         verify,
     )
     .get(
@@ -160,15 +162,22 @@ pub(super) fn entries(state: &Shared, filter: &Filter) -> Result<Vec<Value>, Api
 }
 
 /// `GET /v1/audit/verify`: checks every chain; `ok` is false with the first broken link.
-async fn verify(State(state): State<Shared>, caller: Caller) -> Result<Json<Value>, ApiError> {
+/// What verifying every chain found.
+#[derive(Serialize, JsonSchema)]
+struct Verified {
+    /// No chain is broken.
+    ok: bool,
+    #[serde(flatten)]
+    report: AuditReport,
+}
+
+async fn verify(State(state): State<Shared>, caller: Caller) -> Result<Json<Verified>, ApiError> {
     caller.require(Access::Read)?;
-    let report: AuditReport = audit::verify(state.engine.store())?;
-    Ok(Json(json!({
-        "ok": report.broken.is_none(),
-        "runs": report.runs,
-        "events": report.events,
-        "broken": report.broken,
-    })))
+    let report = audit::verify(state.engine.store())?;
+    Ok(Json(Verified {
+        ok: report.broken.is_none(),
+        report,
+    }))
 }
 
 /// `GET /v1/audit/export[?run=ID]…` (the query's filters, without a limit): every

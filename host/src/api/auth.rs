@@ -13,7 +13,7 @@ use std::str::FromStr;
 
 /// What a token's holder may do. Each role includes the ones listed after it, except
 /// that `trigger` may start runs but not steer them and `viewer` may only read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Everything: plugins, workflows, tokens, and all an operator does.
@@ -78,7 +78,7 @@ impl FromStr for Role {
 }
 
 /// A token as stored: everything but the token.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TokenRecord {
     /// A short public name for the token (the start of its hash), for listing and revoking.
     pub id: String,

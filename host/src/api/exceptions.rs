@@ -16,7 +16,7 @@ use serde_json::Value;
 pub fn routes(r: Routes) -> Routes {
     r.get(
         "/v1/exceptions",
-        Doc::new("The exception queue", Access::Read),
+        Doc::new("The exception queue", Access::Read).gives::<Vec<ExceptionView>>(),
         list,
     )
     .post(
@@ -26,7 +26,8 @@ pub fn routes(r: Routes) -> Routes {
             Access::Operate,
         )
         .one_of("action", &["retry", "resolve", "skip", "abort"])
-        .json_body()
+        .takes::<ActionBody>()
+        .gives::<RunView>()
         .ok(&[202])
         .errors(&[400, 404, 409, 413]),
         act,
@@ -43,7 +44,7 @@ async fn list(
     Ok(Json(state.engine.exceptions()?))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ActionBody {
     /// retry: edited input for the step.

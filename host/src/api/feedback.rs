@@ -18,7 +18,8 @@ pub fn routes(r: Routes) -> Routes {
         Doc::new(
             "Review counts and acceptance rate per plugin action",
             Access::Read,
-        ),
+        )
+        .gives::<Vec<ReviewCount>>(),
         rates,
     )
     .get(

@@ -17,7 +17,8 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use hmac::Mac;
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::Serialize;
 
 /// How far a signed timestamp may be from the server's clock.
 const TOLERANCE_SECS: u64 = 300;
@@ -43,6 +44,7 @@ pub fn routes(r: Routes) -> Routes {
             ("Idempotency-Key", "A key used before returns that run"),
         ])
         .json_body()
+        .gives::<RunView>()
         .ok(&[200, 201, 202])
         .errors(&[400, 401, 404, 409, 413, 422]),
         receive,
@@ -53,15 +55,34 @@ pub fn routes(r: Routes) -> Routes {
             "Create or rotate a workflow's webhook secret (shown once)",
             Access::Administer,
         )
+        .gives::<HookSecret>()
         .ok(&[201])
         .errors(&[404]),
         rotate,
     )
     .delete(
         "/v1/hooks/{workflow}/secret",
-        Doc::new("Turn a workflow's webhook off", Access::Administer).errors(&[404]),
+        Doc::new("Turn a workflow's webhook off", Access::Administer)
+            .gives::<HookRemoved>()
+            .errors(&[404]),
         remove,
     )
+}
+
+/// A workflow's new webhook secret: shown in this answer and never again.
+#[derive(Serialize, JsonSchema)]
+struct HookSecret {
+    workflow: String,
+    secret: String,
+    /// Where the sender posts.
+    url: String,
+}
+
+/// The answer to turning a workflow's webhook off.
+#[derive(Serialize, JsonSchema)]
+struct HookRemoved {
+    workflow: String,
+    removed: bool,
 }
 
 /// `POST /v1/hooks/{workflow}/secret`: a new random secret; the old one stops working.
@@ -69,7 +90,7 @@ async fn rotate(
     State(state): State<Shared>,
     caller: Caller,
     Path(workflow): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<HookSecret>), ApiError> {
     caller.require(Access::Administer)?;
     // The workflow must exist: a secret for a typo would sit unused.
     state.engine.workflow_versions(&workflow)?;
@@ -78,9 +99,11 @@ async fn rotate(
     state.record(&caller, "hook_secret_set", &workflow, None)?;
     Ok((
         StatusCode::CREATED,
-        Json(
-            json!({ "workflow": workflow, "secret": secret, "url": format!("/v1/hooks/{workflow}") }),
-        ),
+        Json(HookSecret {
+            url: format!("/v1/hooks/{workflow}"),
+            workflow,
+            secret,
+        }),
     ))
 }
 
@@ -89,13 +112,16 @@ async fn remove(
     State(state): State<Shared>,
     caller: Caller,
     Path(workflow): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<HookRemoved>, ApiError> {
     caller.require(Access::Administer)?;
     if !state.engine.store().remove_hook_secret(&workflow)? {
         return Err(no_hook(&workflow));
     }
     state.record(&caller, "hook_secret_removed", &workflow, None)?;
-    Ok(Json(json!({ "workflow": workflow, "removed": true })))
+    Ok(Json(HookRemoved {
+        workflow,
+        removed: true,
+    }))
 }
 
 /// `POST /v1/hooks/{workflow}`: checks the signature, then starts the run as a trigger

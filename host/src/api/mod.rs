@@ -131,7 +131,9 @@ pub fn routes() -> Routes {
     let base = Routes::new()
         .get(
             "/healthz",
-            Doc::new("Whether the server is up", Access::Read).public(),
+            Doc::new("Whether the server is up", Access::Read)
+                .public()
+                .gives::<Health>(),
             healthz,
         )
         .get(
@@ -156,8 +158,15 @@ pub async fn serve(
     listen::serve(listener, router, limits.connections, close, shutdown).await
 }
 
-async fn healthz() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({ "status": "ok" }))
+/// The answer of `/healthz`.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+struct Health {
+    /// Always `ok`: the server answers.
+    status: &'static str,
+}
+
+async fn healthz() -> axum::Json<Health> {
+    axum::Json(Health { status: "ok" })
 }
 
 async fn not_found(

@@ -1,18 +1,32 @@
 //! Routes are registered through [`Routes`], which records each one's documentation as
 //! it adds the handler: `/openapi.json` is generated from the same calls that build the
-//! router, so the two cannot drift apart.
+//! router, so the two cannot drift apart. Request and response bodies are described by
+//! the JSON Schemas of the Rust types the handlers parse and answer with (schemars), so a
+//! field added to a type is documented with it.
 
 use super::Shared;
 use super::auth::Access;
 use axum::Router;
 use axum::handler::Handler;
 use axum::routing::{delete, get, post};
+use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
 const JSON: &str = "application/json";
 
 /// The document `/openapi.json` serves, made when the router is.
 pub static DOCUMENT: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+
+/// Where body schemas live in the document.
+const SCHEMAS: &str = "#/components/schemas/";
+
+/// Adds a type's schema to a generator and returns the schema (or a `$ref` to it).
+type SchemaOf = fn(&mut SchemaGenerator) -> Schema;
+
+fn schema_of<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    generator.subschema_for::<T>()
+}
 
 /// The documentation of one operation.
 #[derive(Clone, Debug)]
@@ -26,6 +40,10 @@ pub struct Doc {
     pub headers: &'static [(&'static str, &'static str)],
     /// The request body's media type, if it takes one.
     pub body: Option<&'static str>,
+    /// The JSON request body's type, when it has a fixed shape.
+    pub request: Option<SchemaOf>,
+    /// The JSON type of a success's body.
+    pub response: Option<SchemaOf>,
     /// Success statuses.
     pub ok: &'static [u16],
     /// The media type of a success.
@@ -45,6 +63,8 @@ impl Doc {
             query: &[],
             headers: &[],
             body: None,
+            request: None,
+            response: None,
             ok: &[200],
             returns: JSON,
             errors: &[],
@@ -73,9 +93,21 @@ impl Doc {
         self
     }
 
-    /// Takes a JSON body.
+    /// Takes a JSON body of any shape.
     pub const fn json_body(self) -> Doc {
         self.body(JSON)
+    }
+
+    /// Takes a JSON body that parses as `T`.
+    pub const fn takes<T: JsonSchema>(mut self) -> Doc {
+        self.request = Some(schema_of::<T>);
+        self.body(JSON)
+    }
+
+    /// Answers a success with `T` as JSON.
+    pub const fn gives<T: JsonSchema>(mut self) -> Doc {
+        self.response = Some(schema_of::<T>);
+        self
     }
 
     pub const fn body(mut self, media_type: &'static str) -> Doc {
@@ -175,6 +207,7 @@ impl Routes {
 
 /// The OpenAPI 3.1 document of `operations`.
 pub fn document(operations: &[Operation]) -> Value {
+    let mut bodies = BodySchemas::new();
     let mut paths = Map::new();
     for op in operations {
         let item = paths
@@ -182,8 +215,10 @@ pub fn document(operations: &[Operation]) -> Value {
             .or_insert_with(|| json!({}))
             .as_object_mut()
             .expect("path items are objects");
-        item.insert(op.method.into(), operation(op));
+        item.insert(op.method.into(), operation(op, &mut bodies));
     }
+    let mut schemas = bodies.finish(&mut paths);
+    schemas.insert("Error".into(), error_schema());
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -194,27 +229,103 @@ pub fn document(operations: &[Operation]) -> Value {
         "paths": paths,
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": { "error": {
-                        "type": "object",
-                        "required": ["code", "message"],
-                        "properties": {
-                            "code": { "type": "string", "description": "Stable, machine-readable" },
-                            "message": { "type": "string" },
-                            "field": { "type": "string", "description": "The part of the request at fault" },
-                            "details": {}
-                        }
-                    }}
-                }
-            }
+            "schemas": schemas,
         }
     })
 }
 
-fn operation(op: &Operation) -> Value {
+fn error_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["error"],
+        "properties": { "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": { "type": "string", "description": "Stable, machine-readable" },
+                "message": { "type": "string" },
+                "field": { "type": "string", "description": "The part of the request at fault" },
+                "details": {}
+            }
+        }}
+    })
+}
+
+/// Generates the schemas of request and response bodies. A type can read differently
+/// from how it is written (a field with a default is optional in a request but always
+/// present in an answer), so requests and responses have a generator each.
+struct BodySchemas {
+    requests: SchemaGenerator,
+    responses: SchemaGenerator,
+}
+
+impl BodySchemas {
+    fn new() -> BodySchemas {
+        let settings = SchemaSettings::draft2020_12().with(|s| {
+            s.definitions_path = SCHEMAS.into();
+            s.meta_schema = None;
+        });
+        BodySchemas {
+            requests: settings.clone().for_deserialize().into_generator(),
+            responses: settings.for_serialize().into_generator(),
+        }
+    }
+
+    /// Every named schema, for `components/schemas`. A request type whose schema differs
+    /// from the response type of the same name is renamed `NAMEInput`, and every
+    /// reference to it in `paths` and in the other request schemas with it.
+    fn finish(mut self, paths: &mut Map<String, Value>) -> Map<String, Value> {
+        let mut schemas = self.responses.take_definitions(true);
+        let mut inputs = self.requests.take_definitions(true);
+        let clashes: Vec<String> = inputs
+            .iter()
+            .filter(|(name, schema)| schemas.get(*name).is_some_and(|s| s != *schema))
+            .map(|(name, _)| name.clone())
+            .collect();
+        let renamed: Vec<(String, String)> = clashes
+            .iter()
+            .map(|name| (format!("{SCHEMAS}{name}"), format!("{SCHEMAS}{name}Input")))
+            .collect();
+        if !renamed.is_empty() {
+            inputs.values_mut().for_each(|s| rename_refs(s, &renamed));
+            for op in paths.values_mut().filter_map(Value::as_object_mut) {
+                for body in op.values_mut().filter_map(|o| o.get_mut("requestBody")) {
+                    rename_refs(body, &renamed);
+                }
+            }
+        }
+        for (name, schema) in inputs {
+            let name = match clashes.contains(&name) {
+                true => format!("{name}Input"),
+                false => name,
+            };
+            schemas.insert(name, schema);
+        }
+        schemas
+    }
+}
+
+/// Points every `$ref` in `value` that names a `from` of `renamed` at its `to`.
+fn rename_refs(value: &mut Value, renamed: &[(String, String)]) {
+    match value {
+        Value::Object(object) => {
+            for (key, child) in object.iter_mut() {
+                match child {
+                    Value::String(target) if key == "$ref" => {
+                        if let Some((_, to)) = renamed.iter().find(|(from, _)| from == target) {
+                            *target = to.clone();
+                        }
+                    }
+                    _ => rename_refs(child, renamed),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| rename_refs(v, renamed)),
+        _ => {}
+    }
+}
+
+fn operation(op: &Operation, bodies: &mut BodySchemas) -> Value {
     let doc = &op.doc;
     let mut parameters: Vec<Value> = path_parameters(op.path)
         .map(|name| {
@@ -232,10 +343,14 @@ fn operation(op: &Operation) -> Value {
         json!({"name": name, "in": "header", "required": false, "description": description, "schema": {"type": "string"}})
     }));
     let mut responses = Map::new();
+    let success = match doc.response {
+        Some(schema) => json!({ "schema": schema(&mut bodies.responses) }),
+        None => json!({}),
+    };
     for status in doc.ok {
         responses.insert(
             status.to_string(),
-            json!({"description": "Success", "content": { doc.returns: {} }}),
+            json!({"description": "Success", "content": { doc.returns: success }}),
         );
     }
     let auth: &[u16] = if doc.access.is_some() {
@@ -260,7 +375,11 @@ fn operation(op: &Operation) -> Value {
         out["x-baton-access"] = json!(format!("{access:?}").to_lowercase());
     }
     if let Some(media_type) = doc.body {
-        out["requestBody"] = json!({"content": { media_type: {} }});
+        let content = match doc.request {
+            Some(schema) => json!({ "schema": schema(&mut bodies.requests) }),
+            None => json!({}),
+        };
+        out["requestBody"] = json!({"content": { media_type: content }});
     }
     out
 }
@@ -269,4 +388,73 @@ fn operation(op: &Operation) -> Value {
 pub fn path_parameters(path: &str) -> impl Iterator<Item = &str> {
     path.split('/')
         .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(o) => {
+                out.extend(o.get("$ref").and_then(Value::as_str));
+                o.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    /// Read with a default, written always: its request and response schemas differ.
+    #[derive(serde::Serialize, serde::Deserialize, JsonSchema)]
+    struct Note {
+        #[serde(default)]
+        text: String,
+    }
+
+    /// Holds a `Note`, so a request schema refers to the renamed one.
+    #[derive(serde::Deserialize, JsonSchema)]
+    #[allow(dead_code)]
+    struct Notes {
+        notes: Vec<Note>,
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        let (_, document) = crate::api::routes().finish();
+        let mut found = Vec::new();
+        refs(&document, &mut found);
+        assert!(found.len() > 20, "{found:?}");
+        for target in found {
+            assert!(
+                document.pointer(&target[1..]).is_some(),
+                "dangling {target}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_request_type_that_reads_differently_gets_a_name_of_its_own() {
+        let operation = |method, doc| Operation {
+            method,
+            path: "/notes",
+            doc,
+        };
+        let document = document(&[
+            operation("get", Doc::new("Notes", Access::Read).gives::<Note>()),
+            operation("post", Doc::new("Add", Access::Operate).takes::<Notes>()),
+        ]);
+        let schemas = &document["components"]["schemas"];
+        assert_eq!(schemas["Note"]["required"], json!(["text"]));
+        assert!(schemas["NoteInput"]["required"].is_null(), "{schemas:#}");
+        assert_eq!(
+            schemas["Notes"]["properties"]["notes"]["items"]["$ref"],
+            "#/components/schemas/NoteInput"
+        );
+        let answer = &document["paths"]["/notes"]["get"]["responses"]["200"];
+        assert_eq!(
+            answer["content"][JSON]["schema"]["$ref"],
+            "#/components/schemas/Note"
+        );
+    }
 }

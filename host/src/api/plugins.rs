@@ -15,7 +15,8 @@ use axum::extract::{Path, Query, State};
 use axum::handler::Handler;
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine as _;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -25,7 +26,7 @@ const SIGNATURE_HEADER: &str = "baton-signature";
 pub fn routes(r: Routes) -> Routes {
     r.get(
         "/v1/plugins",
-        Doc::new("Every installed plugin version", Access::Read),
+        Doc::new("Every installed plugin version", Access::Read).gives::<Vec<PluginView>>(),
         list,
     )
     .post(
@@ -41,24 +42,30 @@ pub fn routes(r: Routes) -> Routes {
         ])
         .headers(&[("Baton-Signature", "The .sig file, base64")])
         .body("application/wasm")
+        .gives::<InstallReport>()
         .ok(&[200, 201])
         .errors(&[400, 409, 413, 422]),
         install.layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES)),
     )
     .get(
         "/v1/plugins/{plugin}",
-        Doc::new("One plugin version (NAME or NAME@VERSION)", Access::Read).errors(&[400, 404]),
+        Doc::new("One plugin version (NAME or NAME@VERSION)", Access::Read)
+            .gives::<PluginView>()
+            .errors(&[400, 404]),
         show,
     )
     .delete(
         "/v1/plugins/{plugin}",
-        Doc::new("Remove one version or all", Access::Administer).errors(&[400, 404]),
+        Doc::new("Remove one version or all", Access::Administer)
+            .gives::<RemovedPlugins>()
+            .errors(&[400, 404]),
         remove,
     )
     .post(
         "/v1/plugins/{plugin}/grant",
         Doc::new("Change a plugin's grant", Access::Administer)
-            .json_body()
+            .takes::<GrantBody>()
+            .gives::<Vec<PluginView>>()
             .errors(&[400, 404, 413, 422]),
         grant,
     )
@@ -171,12 +178,25 @@ async fn show(
     ))
 }
 
+/// The plugin versions a removal took away.
+#[derive(Serialize, JsonSchema)]
+struct RemovedPlugins {
+    removed: Vec<RemovedPlugin>,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct RemovedPlugin {
+    /// `NAME@VERSION`.
+    plugin: String,
+    digest: String,
+}
+
 /// `DELETE /v1/plugins/{NAME[@VERSION]}`: one version, or every version.
 async fn remove(
     State(state): State<Shared>,
     caller: Caller,
     Path(plugin): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RemovedPlugins>, ApiError> {
     caller.require(Access::Administer)?;
     let target: PluginRef = plugin.parse().map_err(registry_error)?;
     let removed = state
@@ -193,15 +213,19 @@ async fn remove(
             &id,
             Some(json!({"digest": record.digest})),
         )?;
-        out.push(json!({"plugin": id, "digest": record.digest}));
+        out.push(RemovedPlugin {
+            plugin: id,
+            digest: record.digest,
+        });
     }
-    Ok(Json(json!({ "removed": out })))
+    Ok(Json(RemovedPlugins { removed: out }))
 }
 
 /// What `POST /v1/plugins/{name}/grant` changes.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct GrantBody {
+    /// Hosts the plugin may call (`api.example.com`, `*.example.com:8443`).
     #[serde(default)]
     add_hosts: Vec<String>,
     #[serde(default)]

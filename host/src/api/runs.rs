@@ -31,6 +31,7 @@ pub fn routes(r: Routes) -> Routes {
             ])
             .headers(&[("Idempotency-Key", "A key used before returns that run")])
             .json_body()
+            .gives::<RunView>()
             .ok(&[200, 201, 202])
             .errors(&[400, 404, 409, 413, 422]),
         trigger,
@@ -47,12 +48,15 @@ pub fn routes(r: Routes) -> Routes {
                 ("key", "Business key"),
                 ("limit", "1 to 1000, default 100"),
             ])
+            .gives::<Vec<RunRecord>>()
             .errors(&[400]),
         list,
     )
     .get(
         "/v1/runs/{id}",
-        Doc::new("A run with every step", Access::Read).errors(&[404]),
+        Doc::new("A run with every step", Access::Read)
+            .gives::<RunView>()
+            .errors(&[404]),
         show,
     )
     .post(
@@ -65,7 +69,8 @@ pub fn routes(r: Routes) -> Routes {
             "command",
             &["cancel", "pause", "resume", "retry", "restart"],
         )
-        .json_body()
+        .takes::<CommandBody>()
+        .gives::<RunView>()
         .ok(&[202])
         .errors(&[400, 404, 409, 413]),
         steer,
@@ -77,6 +82,7 @@ pub fn routes(r: Routes) -> Routes {
             Access::Trigger,
         )
         .json_body()
+        .gives::<Delivered>()
         .errors(&[400, 413]),
         event,
     )
@@ -242,7 +248,7 @@ async fn list(
 }
 
 /// The body of a command; which fields apply depends on the command.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct CommandBody {
     /// retry: the failed step's path; restart: the top-level step to continue from.
@@ -298,6 +304,15 @@ async fn steer(
     Ok((StatusCode::ACCEPTED, Json(state.engine.run(&id)?)))
 }
 
+/// Where an external event went.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+struct Delivered {
+    /// The runs whose waiting steps it woke.
+    delivered_to: Vec<String>,
+    /// No step waited: it is kept for the first that will.
+    buffered: bool,
+}
+
 /// `POST /v1/events/{name}/{key}`: the body (JSON, may be empty) is the event's
 /// payload. It wakes every step waiting for `name` with business key `key`, or waits
 /// for the first that will. Answers with the runs it reached.
@@ -306,7 +321,7 @@ async fn event(
     caller: Caller,
     Path((name, key)): Path<(String, String)>,
     body: Result<bytes::Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Delivered>, ApiError> {
     caller.require(Access::Trigger)?;
     let body = error::body(body)?;
     let payload = if body.is_empty() {
@@ -318,7 +333,8 @@ async fn event(
         .engine
         .send_event(&name, &key, payload, &caller.actor())
         .await?;
-    Ok(Json(
-        serde_json::json!({ "delivered_to": runs, "buffered": runs.is_empty() }),
-    ))
+    Ok(Json(Delivered {
+        buffered: runs.is_empty(),
+        delivered_to: runs,
+    }))
 }

@@ -17,6 +17,7 @@ pub fn routes(r: Routes) -> Routes {
         "/v1/tasks",
         Doc::new("The human tasks the caller could decide now", Access::Read)
             .query(&[("all", "`true`: every waiting task (operators)")])
+            .gives::<Vec<TaskView>>()
             .errors(&[400]),
         list,
     )
@@ -24,7 +25,8 @@ pub fn routes(r: Routes) -> Routes {
         "/v1/tasks/{run}/{path}/{action}",
         Doc::new("Claim, unclaim or complete a task", Access::Read)
             .one_of("action", &["claim", "unclaim", "complete"])
-            .json_body()
+            .takes::<Decision>()
+            .gives::<RunView>()
             .ok(&[202])
             .errors(&[400, 404, 409, 413, 422]),
         act,

@@ -8,35 +8,49 @@ use axum::Json;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 pub fn routes(r: Routes) -> Routes {
     r.get(
         "/v1/tokens",
-        Doc::new("Every token's record, never a token", Access::Administer),
+        Doc::new("Every token's record, never a token", Access::Administer)
+            .gives::<Vec<TokenRecord>>(),
         list,
     )
     .post(
         "/v1/tokens",
         Doc::new("Create a token: `{user, role}`", Access::Administer)
-            .json_body()
+            .takes::<NewToken>()
+            .gives::<CreatedToken>()
             .ok(&[201])
             .errors(&[400, 413]),
         create,
     )
     .delete(
         "/v1/tokens/{id}",
-        Doc::new("Revoke a token", Access::Administer).errors(&[404, 409]),
+        Doc::new("Revoke a token", Access::Administer)
+            .gives::<TokenRecord>()
+            .errors(&[404, 409]),
         revoke,
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewToken {
+    /// Who the token is for.
     user: String,
+    /// admin, operator, viewer or trigger.
     role: String,
+}
+
+/// A new token: shown in this answer and nowhere else.
+#[derive(Serialize, JsonSchema)]
+struct CreatedToken {
+    token: String,
+    record: TokenRecord,
 }
 
 /// `POST /v1/tokens` `{"user": "erp", "role": "trigger"}`: the token is in the answer
@@ -45,7 +59,7 @@ async fn create(
     State(state): State<Shared>,
     caller: Caller,
     body: Result<bytes::Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     caller.require(Access::Administer)?;
     let request: NewToken = error::json(&error::body(body)?, "body")?;
     let role: Role = request
@@ -62,10 +76,7 @@ async fn create(
         &record.id,
         Some(json!({"user": record.user, "role": record.role})),
     )?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "token": token, "record": record })),
-    ))
+    Ok((StatusCode::CREATED, Json(CreatedToken { token, record })))
 }
 
 /// `GET /v1/tokens`: every token's record, never the token.

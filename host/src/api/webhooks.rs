@@ -9,8 +9,9 @@ use axum::Json;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 pub fn routes(r: Routes) -> Routes {
     r.get(
@@ -18,7 +19,8 @@ pub fn routes(r: Routes) -> Routes {
         Doc::new(
             "Outbound webhooks (secrets never shown)",
             Access::Administer,
-        ),
+        )
+        .gives::<Vec<Webhook>>(),
         list,
     )
     .post(
@@ -27,14 +29,17 @@ pub fn routes(r: Routes) -> Routes {
             "Register a run-finished callback: `{url, workflow}`; the secret is shown once",
             Access::Administer,
         )
-        .json_body()
+        .takes::<NewWebhook>()
+        .gives::<CreatedWebhook>()
         .ok(&[201])
         .errors(&[400, 413]),
         create,
     )
     .delete(
         "/v1/webhooks/{id}",
-        Doc::new("Remove a webhook", Access::Administer).errors(&[404]),
+        Doc::new("Remove a webhook", Access::Administer)
+            .gives::<Removed>()
+            .errors(&[404]),
         remove,
     )
     .get(
@@ -42,24 +47,40 @@ pub fn routes(r: Routes) -> Routes {
         Doc::new(
             "Callbacks waiting to be delivered, and those that failed every attempt",
             Access::Administer,
-        ),
+        )
+        .gives::<Deliveries>(),
         deliveries,
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewWebhook {
+    /// Where to POST run-finished callbacks (http:// or https://).
     url: String,
     /// Only runs of this workflow.
     workflow: Option<String>,
+}
+
+/// A new webhook, and its signing secret: shown in this answer and never again.
+#[derive(Serialize, JsonSchema)]
+struct CreatedWebhook {
+    webhook: Webhook,
+    secret: String,
+}
+
+/// The answer to a removal.
+#[derive(Serialize, JsonSchema)]
+struct Removed {
+    id: String,
+    removed: bool,
 }
 
 async fn create(
     State(state): State<Shared>,
     caller: Caller,
     body: Result<bytes::Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedWebhook>), ApiError> {
     caller.require(Access::Administer)?;
     let request: NewWebhook = error::json(&error::body(body)?, "body")?;
     if !(request.url.starts_with("http://") || request.url.starts_with("https://")) {
@@ -90,7 +111,10 @@ async fn create(
     )?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "webhook": webhook, "secret": webhook.secret })),
+        Json(CreatedWebhook {
+            secret: webhook.secret.clone(),
+            webhook,
+        }),
     ))
 }
 
@@ -114,7 +138,7 @@ async fn remove(
     State(state): State<Shared>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Removed>, ApiError> {
     caller.require(Access::Administer)?;
     if !state.engine.store().remove_webhook(&id)? {
         return Err(ApiError::new(
@@ -124,17 +148,35 @@ async fn remove(
         ));
     }
     state.record(&caller, "webhook_removed", &id, None)?;
-    Ok(Json(json!({ "id": id, "removed": true })))
+    Ok(Json(Removed { id, removed: true }))
 }
 
-async fn deliveries(State(state): State<Shared>, caller: Caller) -> Result<Json<Value>, ApiError> {
+/// The outbox and the callbacks that failed every attempt.
+#[derive(Serialize, JsonSchema)]
+struct Deliveries {
+    pending: Vec<Pending>,
+    failed: Vec<Delivery>,
+}
+
+/// A callback waiting in the outbox.
+#[derive(Serialize, JsonSchema)]
+struct Pending {
+    /// When the next attempt is due (unix ms).
+    due_ms: u64,
+    delivery: Delivery,
+}
+
+async fn deliveries(
+    State(state): State<Shared>,
+    caller: Caller,
+) -> Result<Json<Deliveries>, ApiError> {
     caller.require(Access::Administer)?;
     let store = state.engine.store();
-    let pending: Vec<Value> = store
+    let pending = store
         .outbox::<Delivery>()?
         .into_iter()
-        .map(|(due, _, d)| json!({"due_ms": due, "delivery": d}))
+        .map(|(due_ms, _, delivery)| Pending { due_ms, delivery })
         .collect();
-    let failed: Vec<Delivery> = store.failed_deliveries()?;
-    Ok(Json(json!({ "pending": pending, "failed": failed })))
+    let failed = store.failed_deliveries()?;
+    Ok(Json(Deliveries { pending, failed }))
 }

@@ -15,7 +15,8 @@ use serde::Deserialize;
 pub fn routes(r: Routes) -> Routes {
     r.get(
         "/v1/workflows",
-        Doc::new("The newest version of each workflow", Access::Read),
+        Doc::new("The newest version of each workflow", Access::Read)
+            .gives::<Vec<WorkflowRecord>>(),
         list,
     )
     .post(
@@ -23,13 +24,16 @@ pub fn routes(r: Routes) -> Routes {
         Doc::new("Apply a definition (YAML or JSON body)", Access::Administer)
             .query(&[("file", "The file name problems are reported under")])
             .body("application/yaml")
+            .gives::<Applied>()
             .ok(&[200, 201])
             .errors(&[400, 413, 422]),
         apply,
     )
     .get(
         "/v1/workflows/{name}",
-        Doc::new("Every version of a workflow, oldest first", Access::Read).errors(&[404]),
+        Doc::new("Every version of a workflow, oldest first", Access::Read)
+            .gives::<Vec<WorkflowRecord>>()
+            .errors(&[404]),
         versions,
     )
 }

@@ -213,7 +213,7 @@ pub fn head_of(event: &StoredEvent) -> EventHead {
 }
 
 /// The result of checking every run's chain.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct AuditReport {
     /// Runs checked (up to and including a broken one); the system log is checked too.
     pub runs: usize,
@@ -224,7 +224,7 @@ pub struct AuditReport {
 }
 
 /// Where a chain breaks and how.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BrokenLink {
     pub run: String,
     pub seq: u64,

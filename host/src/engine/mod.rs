@@ -99,7 +99,7 @@ fn hint(applied: &[String]) -> String {
 }
 
 /// What `apply` did.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Applied {
     pub name: String,
     pub version: u32,

@@ -8,7 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// An applied workflow version.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WorkflowRecord {
     pub name: String,
     pub version: u32,
@@ -23,7 +23,7 @@ pub struct WorkflowRecord {
 }
 
 /// Where a run is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     /// Some step is running, about to, or waiting for a timer (a retry, a `wait`).
@@ -91,14 +91,14 @@ impl FromStr for RunStatus {
 }
 
 /// The plugin version a run calls for one plugin reference, fixed when it starts.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PinnedPlugin {
     pub version: String,
     pub digest: String,
 }
 
 /// Why a run failed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunFailure {
     /// The step path that failed it, if a step did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -111,7 +111,7 @@ pub struct RunFailure {
 
 /// A run: which workflow version, its input and key, and where it stands. Step states
 /// are separate records, so a step's transition does not rewrite the run.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunRecord {
     pub id: String,
     pub workflow: String,
@@ -136,7 +136,7 @@ pub struct RunRecord {
 }
 
 /// Where a step is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     Scheduled,
@@ -170,7 +170,7 @@ impl StepStatus {
 }
 
 /// One attempt of a call or rule.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Attempt {
     pub number: u32,
     pub started_ms: u64,
@@ -192,14 +192,14 @@ pub struct Attempt {
 }
 
 /// An event a step waits for.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EventWait {
     pub name: String,
     pub key: String,
 }
 
 /// The progress of a step that runs other steps.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Container {
     ForEach {
@@ -218,7 +218,7 @@ pub enum Container {
 
 /// One execution of a step in a run. A step reached again (a loop, a restart) gets a
 /// new record with the next `generation`, and with it a new idempotency key.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StepRecord {
     /// The step's id in the definition.
     pub id: String,
@@ -336,7 +336,7 @@ pub enum InboxMessage {
 }
 
 /// A run with its steps, as shown to people.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunView {
     #[serde(flatten)]
     pub run: RunRecord,
@@ -358,7 +358,7 @@ impl RunView {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StepView {
     pub path: String,
     #[serde(flatten)]
@@ -412,7 +412,7 @@ mod tests {
 }
 
 /// A waiting human task, as its inbox shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct TaskView {
     pub run_id: String,
     pub workflow: String,
@@ -438,7 +438,7 @@ pub struct TaskView {
 
 /// A step in the exception queue: it failed for good with `on_error: escalate`, and its
 /// run waits for a person to retry it, supply its output, skip it, or abort the run.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct ExceptionView {
     pub run_id: String,
     pub workflow: String,

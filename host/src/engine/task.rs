@@ -26,7 +26,7 @@ pub struct Person {
 }
 
 /// The state of a waiting human step that people act on, kept in its step record.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TaskState {
     pub title: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -57,7 +57,7 @@ pub struct TaskState {
 }
 
 /// One person's approval on an N-of-M task.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Vote {
     pub user: String,
     pub actor: String,
@@ -70,7 +70,7 @@ pub struct Vote {
 }
 
 /// A plugin's output put before a reviewer.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Review {
     /// The path of the reviewed step.
     pub path: String,
@@ -84,7 +84,7 @@ pub struct Review {
 }
 
 /// What a person submits to decide a task.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Decision {
     pub outcome: String,
     /// The form's data.

@@ -180,12 +180,14 @@ pub struct InstallRequest {
 }
 
 /// What an install did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct InstallReport {
     pub plugin: PluginView,
     /// False when the same bytes were already installed under this name and version.
     pub newly_installed: bool,
+    /// Milliseconds spent compiling the component to native code.
     #[serde(serialize_with = "millis")]
+    #[schemars(with = "f64")]
     pub compile_time: Duration,
 }
 
@@ -195,7 +197,7 @@ fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 
 /// One plugin version as an admin sees it: what it is, who signed it, and what it asks
 /// for beside what it has been granted. Secret *values* are never part of it.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct PluginView {
     #[serde(flatten)]
     pub record: PluginRecord,

@@ -70,7 +70,7 @@ pub struct Grants {
 }
 
 /// Severity of a captured log line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
     Trace,
@@ -81,7 +81,7 @@ pub enum LogLevel {
 }
 
 /// One `log` call.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LogLine {
     pub level: LogLevel,
     pub message: String,
@@ -90,7 +90,7 @@ pub struct LogLine {
 }
 
 /// Who decided a call failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FailureOrigin {
     /// The plugin returned a typed failure.
@@ -103,7 +103,7 @@ pub enum FailureOrigin {
 
 /// Why a call did not produce an output. Plugin failures and sandbox failures share
 /// one shape so workflows can route on `code` and `retryable` alike.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Failure {
     pub code: String,
     pub message: String,

@@ -18,7 +18,7 @@ pub struct StoredCorrection {
 }
 
 /// Review figures of one plugin action.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct ReviewCount {
     pub plugin: String,
     pub action: String,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Who vouched for a plugin's bytes at install time.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Signer {
     /// A detached ed25519 signature by a trusted publisher key.
@@ -21,7 +21,7 @@ pub enum Signer {
 
 /// Sandbox limits. In the server config they are the defaults; on a plugin version they
 /// are the admin's overrides. `None` means "inherit".
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LimitSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_mb: Option<u64>,
@@ -36,7 +36,7 @@ pub struct LimitSettings {
 }
 
 /// One installed plugin version.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PluginRecord {
     pub manifest: PluginManifest,
     /// `sha256:<hex>` of the component bytes.
