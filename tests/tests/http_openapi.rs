@@ -34,6 +34,7 @@ fn every_documented_route_answers_as_documented() {
     }
     let mut answers_checked = 0;
     let mut requests_refused = 0;
+    let mut queries_refused = 0;
     // Removals last, so the other requests find what they name.
     operations.sort_by_key(|(method, _, _)| method == "delete");
 
@@ -69,6 +70,33 @@ fn every_documented_route_answers_as_documented() {
             .map(|s| s.parse().unwrap())
             .collect();
         let what = format!("{} {url}", method.to_uppercase());
+        if op["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["in"] == "query")
+        {
+            // A parameter the query string type does not know is refused, and named.
+            let answer = server.request(
+                &method.to_uppercase(),
+                &format!("{url}?no_such_param=1"),
+                Some(&server.admin),
+                &[],
+                b"",
+            );
+            assert_eq!(
+                answer.status, 400,
+                "{what}?no_such_param=1: {}",
+                answer.body
+            );
+            assert!(
+                answer.body.contains("no_such_param"),
+                "{what}: {}",
+                answer.body
+            );
+            assert_eq!(answer.json()["error"]["field"], "no_such_param", "{what}");
+            queries_refused += 1;
+        }
         if returns == "text/event-stream" {
             let stream = EventStream::open(&server.address, &url, &server.admin, &[]);
             assert!(
@@ -173,6 +201,14 @@ fn every_documented_route_answers_as_documented() {
     // Answers were checked against their schemas, and typed bodies refuse unknown fields.
     assert!(answers_checked >= 20, "{answers_checked} answers checked");
     assert!(requests_refused >= 5, "{requests_refused} requests refused");
+    assert!(
+        queries_refused >= 10,
+        "{queries_refused} query strings refused"
+    );
+    // A value of the wrong type is refused with the parameter's name.
+    let bad = server.admin("GET", "/v1/runs?limit=many", "");
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert_eq!(bad.json()["error"]["field"], "limit", "{}", bad.body);
 }
 
 /// A validator of `schema`, with the document's components beside it so that its

@@ -1,14 +1,14 @@
 //! The audit trail over HTTP: query the hash-chained logs (every run's and the system
 //! log of admin actions), verify every chain, export them as JSONL.
 
-use super::Shared;
 use super::auth::{Access, Caller};
 use super::error::ApiError;
 use super::openapi::{Doc, Routes};
+use super::{Params, Shared};
 use crate::engine::audit::{self, AuditReport};
 use crate::store::StoredEvent;
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use schemars::JsonSchema;
@@ -19,18 +19,10 @@ use serde_json::Value;
 const MAX_LIMIT: usize = 10_000;
 
 pub fn routes(r: Routes) -> Routes {
-    const FILTER: &[(&str, &str)] = &[
-        ("run", "One run's log (`system`: admin actions)"),
-        ("actor", "Entries by this actor (`user:ana`)"),
-        ("type", "Entries of this type"),
-        ("since", "At or after this time (unix ms)"),
-        ("until", "Before this time (unix ms)"),
-        ("limit", "1 to 10000, default 1000"),
-    ];
     r.get(
         "/v1/audit",
         Doc::new("Audit log entries", Access::Read)
-            .query(FILTER)
+            .query::<Filter>()
             .gives::<Vec<serde_json::Map<String, Value>>>()
             .errors(&[400]),
         query,
@@ -43,17 +35,17 @@ pub fn routes(r: Routes) -> Routes {
     .get(
         "/v1/audit/export",
         Doc::new("Audit log entries as JSON Lines", Access::Read)
-            .query(FILTER)
+            .query::<Filter>()
             .returns("application/x-ndjson")
             .errors(&[400]),
         export,
     )
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Filter {
-    /// One run's log (`system`: the admin log).
+    /// One run's log (`system`: the log of admin actions).
     run: Option<String>,
     /// Entries whose `actor` is this (`user:ana`).
     actor: Option<String>,
@@ -138,7 +130,7 @@ impl From<crate::store::StoreError> for Stop {
 async fn query(
     State(state): State<Shared>,
     caller: Caller,
-    Query(filter): Query<Filter>,
+    Params(filter): Params<Filter>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
     caller.require(Access::Read)?;
     Ok(Json(entries(&state, &filter)?))
@@ -185,7 +177,7 @@ async fn verify(State(state): State<Shared>, caller: Caller) -> Result<Json<Veri
 async fn export(
     State(state): State<Shared>,
     caller: Caller,
-    Query(filter): Query<Filter>,
+    Params(filter): Params<Filter>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Access::Read)?;
     let mut body = String::new();

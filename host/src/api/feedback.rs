@@ -1,13 +1,13 @@
 //! Feedback on plugin outputs: how often people accepted them unchanged, and the
 //! corrections ledger as JSONL.
 
-use super::Shared;
 use super::auth::{Access, Caller};
 use super::error::ApiError;
 use super::openapi::{Doc, Routes};
+use super::{Params, Shared};
 use crate::store::ReviewCount;
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use serde::Deserialize;
@@ -25,7 +25,7 @@ pub fn routes(r: Routes) -> Routes {
     .get(
         "/v1/feedback/corrections",
         Doc::new("The corrections ledger as JSON Lines", Access::Read)
-            .query(&[("plugin", "Plugin name"), ("action", "Action name")])
+            .query::<CorrectionFilter>()
             .returns("application/x-ndjson")
             .errors(&[400]),
         corrections,
@@ -42,10 +42,12 @@ async fn rates(
     Ok(Json(state.engine.store().review_counts()?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct CorrectionFilter {
+    /// Corrections of this plugin's outputs.
     plugin: Option<String>,
+    /// Corrections of this action's outputs.
     action: Option<String>,
 }
 
@@ -54,7 +56,7 @@ struct CorrectionFilter {
 async fn corrections(
     State(state): State<Shared>,
     caller: Caller,
-    Query(filter): Query<CorrectionFilter>,
+    Params(filter): Params<CorrectionFilter>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Access::Read)?;
     let all = state

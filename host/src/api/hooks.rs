@@ -6,15 +6,15 @@
 //! five minutes away from the server's clock is refused, so a captured request cannot be
 //! replayed later; within that window an `Idempotency-Key` makes a retry safe.
 
-use super::Shared;
 use super::auth::{Access, Caller};
 use super::error::{self, ApiError};
 use super::openapi::{Doc, Routes};
 use super::runs::{self, TriggerParams};
+use super::{Params, Shared};
 use crate::engine::state::RunView;
 use axum::Json;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use hmac::Mac;
 use schemars::JsonSchema;
@@ -31,7 +31,7 @@ pub fn routes(r: Routes) -> Routes {
             Access::Trigger,
         )
         .public()
-        .query(&[("wait", "As for a trigger"), ("key", "The business key")])
+        .query::<TriggerParams>()
         .headers(&[
             (
                 "Baton-Timestamp",
@@ -129,7 +129,7 @@ async fn remove(
 async fn receive(
     State(state): State<Shared>,
     Path(workflow): Path<String>,
-    Query(params): Query<TriggerParams>,
+    Params(params): Params<TriggerParams>,
     headers: HeaderMap,
     body: Result<bytes::Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<RunView>), ApiError> {

@@ -204,6 +204,29 @@ fn for_client(error: ApiError, headers: &axum::http::HeaderMap) -> axum::respons
 
 type Shared = Arc<AppState>;
 
+/// The query string parsed as `T`, like axum's `Query`, but refused as a JSON error
+/// that names the parameter at fault.
+pub struct Params<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Sync> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Params<T>, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let pairs = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(pairs)
+            .map(Params)
+            .map_err(|e| {
+                // A missing parameter is the whole string's fault; its message names it.
+                let field = match e.path().to_string() {
+                    root if root == "." => "query".to_owned(),
+                    parameter => parameter,
+                };
+                ApiError::bad_request(&field, format!("bad query string: {}", e.inner()))
+            })
+    }
+}
+
 impl FromRequestParts<Shared> for Caller {
     type Rejection = ApiError;
 

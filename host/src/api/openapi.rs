@@ -28,14 +28,20 @@ fn schema_of<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
     generator.subschema_for::<T>()
 }
 
+/// `T`'s own schema, never a `$ref`: its properties become query parameters.
+fn fields_of<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    T::json_schema(generator)
+}
+
 /// The documentation of one operation.
 #[derive(Clone, Debug)]
 pub struct Doc {
     pub summary: &'static str,
     /// The role check it makes; `None`: no token needed.
     pub access: Option<Access>,
-    /// Query parameters: name and description.
-    pub query: &'static [(&'static str, &'static str)],
+    /// The query string's type: each field is a parameter, its doc comment the
+    /// parameter's description.
+    pub query: Option<SchemaOf>,
     /// Request headers it reads: name and description.
     pub headers: &'static [(&'static str, &'static str)],
     /// The request body's media type, if it takes one.
@@ -60,7 +66,7 @@ impl Doc {
         Doc {
             summary,
             access: Some(access),
-            query: &[],
+            query: None,
             headers: &[],
             body: None,
             request: None,
@@ -83,8 +89,9 @@ impl Doc {
         self
     }
 
-    pub const fn query(mut self, query: &'static [(&'static str, &'static str)]) -> Doc {
-        self.query = query;
+    /// Reads its query string as `T` (the handler's `Params<T>`).
+    pub const fn query<T: JsonSchema>(mut self) -> Doc {
+        self.query = Some(fields_of::<T>);
         self
     }
 
@@ -336,9 +343,9 @@ fn operation(op: &Operation, bodies: &mut BodySchemas) -> Value {
             json!({"name": name, "in": "path", "required": true, "schema": schema})
         })
         .collect();
-    parameters.extend(doc.query.iter().map(|(name, description)| {
-        json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": "string"}})
-    }));
+    if let Some(query) = doc.query {
+        parameters.extend(query_parameters(query(&mut bodies.requests).to_value()));
+    }
     parameters.extend(doc.headers.iter().map(|(name, description)| {
         json!({"name": name, "in": "header", "required": false, "description": description, "schema": {"type": "string"}})
     }));
@@ -382,6 +389,41 @@ fn operation(op: &Operation, bodies: &mut BodySchemas) -> Value {
         out["requestBody"] = json!({"content": { media_type: content }});
     }
     out
+}
+
+/// The query parameters of a query string type's `schema`: one per property, with the
+/// property's description, required when the type requires it.
+fn query_parameters(schema: Value) -> Vec<Value> {
+    let required = &schema["required"];
+    let Some(properties) = schema["properties"].as_object() else {
+        return Vec::new();
+    };
+    properties
+        .iter()
+        .map(|(name, property)| {
+            let mut property = property.clone();
+            let description = property
+                .as_object_mut()
+                .and_then(|p| p.remove("description"));
+            // A missing parameter is how a query string says "none".
+            if let Some(kinds) = property["type"].as_array_mut() {
+                kinds.retain(|k| k != "null");
+                if kinds.len() == 1 {
+                    property["type"] = kinds[0].clone();
+                }
+            }
+            let mut parameter = json!({
+                "name": name,
+                "in": "query",
+                "required": required.as_array().is_some_and(|r| r.contains(&json!(name))),
+                "schema": property,
+            });
+            if let Some(description) = description {
+                parameter["description"] = description;
+            }
+            parameter
+        })
+        .collect()
 }
 
 /// The `{name}` segments of a path.

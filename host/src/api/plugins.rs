@@ -1,9 +1,9 @@
 //! Plugins: upload and install (signature checked), grant, list, show, remove.
 
-use super::Shared;
 use super::auth::{Access, Caller};
 use super::error::{self, ApiError};
 use super::openapi::{Doc, Routes};
+use super::{Params, Shared};
 use crate::registry::{
     GrantChange, InstallReport, InstallRequest, PluginRef, PluginView, RegistryError,
 };
@@ -11,7 +11,7 @@ use crate::store::LimitSettings;
 use axum::Json;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::handler::Handler;
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine as _;
@@ -35,11 +35,7 @@ pub fn routes(r: Routes) -> Routes {
             "Upload and install a component (.wasm body)",
             Access::Administer,
         )
-        .query(&[
-            ("memory_mb", "Memory cap"),
-            ("timeout_ms", "Time limit per call"),
-            ("fuel", "Fuel per rule call"),
-        ])
+        .query::<Limits>()
         .headers(&[("Baton-Signature", "The .sig file, base64")])
         .body("application/wasm")
         .gives::<InstallReport>()
@@ -71,11 +67,15 @@ pub fn routes(r: Routes) -> Routes {
     )
 }
 
-#[derive(Deserialize, Default)]
+/// Limits an install sets for the plugin, in place of the defaults.
+#[derive(Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Limits {
+    /// Memory cap per call, in MiB.
     memory_mb: Option<u64>,
+    /// Time limit per call, in milliseconds.
     timeout_ms: Option<u64>,
+    /// Fuel per rule call.
     fuel: Option<u64>,
 }
 
@@ -89,7 +89,7 @@ pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
 async fn install(
     State(state): State<Shared>,
     caller: Caller,
-    Query(limits): Query<Limits>,
+    Params(limits): Params<Limits>,
     headers: HeaderMap,
     body: Result<bytes::Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<InstallReport>), ApiError> {

@@ -1,14 +1,14 @@
 //! Runs: trigger (idempotent, optionally synchronous), get, list.
 
-use super::Shared;
 use super::auth::{Access, Caller};
 use super::error::{self, ApiError};
 use super::openapi::{Doc, Routes};
+use super::{Params, Shared};
 use crate::engine::StartRun;
 use crate::engine::state::{InboxMessage, RunRecord, RunStatus, RunView};
 use axum::Json;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
@@ -21,14 +21,7 @@ pub fn routes(r: Routes) -> Routes {
     r.post(
         "/v1/workflows/{name}/runs",
         Doc::new("Start a run; the body is its input", Access::Trigger)
-            .query(&[
-                (
-                    "wait",
-                    "Wait up to this long for the run to finish or park (`5s`, at most 5m)",
-                ),
-                ("key", "The business key"),
-                ("version", "A workflow version (the newest by default)"),
-            ])
+            .query::<TriggerParams>()
             .headers(&[("Idempotency-Key", "A key used before returns that run")])
             .json_body()
             .gives::<RunView>()
@@ -39,15 +32,7 @@ pub fn routes(r: Routes) -> Routes {
     .get(
         "/v1/runs",
         Doc::new("Runs, newest first", Access::Read)
-            .query(&[
-                (
-                    "status",
-                    "running, waiting, paused, succeeded, failed or cancelled",
-                ),
-                ("workflow", "Workflow name"),
-                ("key", "Business key"),
-                ("limit", "1 to 1000, default 100"),
-            ])
+            .query::<ListParams>()
             .gives::<Vec<RunRecord>>()
             .errors(&[400]),
         list,
@@ -88,10 +73,10 @@ pub fn routes(r: Routes) -> Routes {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TriggerParams {
-    /// Wait for the run to finish (or park) for up to this long: `2s`, `500ms`.
+    /// Wait up to this long for the run to finish or park: `2s`, `500ms` (at most 5m).
     wait: Option<String>,
     /// The business key; by default the workflow's `key` expression computes it.
     key: Option<String>,
@@ -107,7 +92,7 @@ async fn trigger(
     State(state): State<Shared>,
     caller: Caller,
     Path(workflow): Path<String>,
-    Query(params): Query<TriggerParams>,
+    Params(params): Params<TriggerParams>,
     headers: HeaderMap,
     body: Result<bytes::Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<RunView>), ApiError> {
@@ -207,11 +192,14 @@ async fn show(
     Ok(Json(state.engine.run(&id)?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ListParams {
+    /// running, waiting, paused, succeeded, failed or cancelled.
     status: Option<String>,
+    /// Runs of this workflow.
     workflow: Option<String>,
+    /// Runs with this business key.
     key: Option<String>,
     /// At most this many, newest first (default 100, at most 1000).
     limit: Option<usize>,
@@ -221,7 +209,7 @@ struct ListParams {
 async fn list(
     State(state): State<Shared>,
     caller: Caller,
-    Query(params): Query<ListParams>,
+    Params(params): Params<ListParams>,
 ) -> Result<Json<Vec<RunRecord>>, ApiError> {
     caller.require(Access::Read)?;
     let status = params

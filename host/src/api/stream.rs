@@ -1,14 +1,14 @@
 //! Run events as Server-Sent Events: one run's log (replayed, then live), or every
 //! run's events as they are committed, optionally of one workflow.
 
-use super::Shared;
 use super::auth::{Access, Caller};
 use super::error::ApiError;
 use super::openapi::{Doc, Routes};
+use super::{Params, Shared};
 use crate::engine::Committed;
 use crate::engine::state::RunRecord;
 use crate::store::StoredEvent;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
@@ -29,7 +29,7 @@ pub fn routes(r: Routes) -> Routes {
             "Every run's events as Server-Sent Events, from now on",
             Access::Read,
         )
-        .query(&[("workflow", "Only runs of this workflow")])
+        .query::<AllRunsParams>()
         .returns("text/event-stream")
         .errors(&[400]),
         all_runs,
@@ -40,7 +40,7 @@ pub fn routes(r: Routes) -> Routes {
             "A `change` Server-Sent Event per committed change to a run, from now on",
             Access::Read,
         )
-        .query(&[("run", "Only this run")])
+        .query::<ChangesParams>()
         .returns("text/event-stream")
         .errors(&[400]),
         changes,
@@ -51,7 +51,7 @@ pub fn routes(r: Routes) -> Routes {
             "A run's events as Server-Sent Events: replayed, then live",
             Access::Read,
         )
-        .query(&[("after", "Start after this sequence number")])
+        .query::<OneRunParams>()
         .headers(&[("Last-Event-ID", "Resume after this sequence number")])
         .returns("text/event-stream")
         .errors(&[400, 404]),
@@ -59,7 +59,7 @@ pub fn routes(r: Routes) -> Routes {
     )
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct OneRunParams {
     /// Start after this sequence number (the `Last-Event-ID` header does the same).
@@ -73,7 +73,7 @@ async fn one_run(
     State(state): State<Shared>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(params): Query<OneRunParams>,
+    Params(params): Params<OneRunParams>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     caller.require(Access::Read)?;
@@ -129,7 +129,7 @@ async fn one_run(
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct AllRunsParams {
     /// Only runs of this workflow.
@@ -142,7 +142,7 @@ struct AllRunsParams {
 async fn all_runs(
     State(state): State<Shared>,
     caller: Caller,
-    Query(params): Query<AllRunsParams>,
+    Params(params): Params<AllRunsParams>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     caller.require(Access::Read)?;
     let mut workflows: HashMap<String, Option<String>> = HashMap::new();
@@ -180,7 +180,7 @@ async fn all_runs(
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ChangesParams {
     /// Only this run.
@@ -194,7 +194,7 @@ struct ChangesParams {
 async fn changes(
     State(state): State<Shared>,
     caller: Caller,
-    Query(params): Query<ChangesParams>,
+    Params(params): Params<ChangesParams>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     caller.require(Access::Read)?;
     let stream = follow(&state, move |received| {

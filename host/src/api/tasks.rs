@@ -1,14 +1,14 @@
 //! The task inbox: human tasks a caller may act on; claim, unclaim, complete.
 
-use super::Shared;
 use super::auth::{Access, Caller};
 use super::error::{self, ApiError};
 use super::openapi::{Doc, Routes};
+use super::{Params, Shared};
 use crate::engine::state::{RunView, TaskView};
 use crate::engine::task::{Decision, Person};
 use axum::Json;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 
@@ -16,7 +16,7 @@ pub fn routes(r: Routes) -> Routes {
     r.get(
         "/v1/tasks",
         Doc::new("The human tasks the caller could decide now", Access::Read)
-            .query(&[("all", "`true`: every waiting task (operators)")])
+            .query::<ListParams>()
             .gives::<Vec<TaskView>>()
             .errors(&[400]),
         list,
@@ -44,7 +44,7 @@ impl Caller {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ListParams {
     /// Every waiting task, not only the caller's (operators and admins).
@@ -56,7 +56,7 @@ struct ListParams {
 async fn list(
     State(state): State<Shared>,
     caller: Caller,
-    Query(params): Query<ListParams>,
+    Params(params): Params<ListParams>,
 ) -> Result<Json<Vec<TaskView>>, ApiError> {
     caller.require(Access::Read)?;
     let person = if params.all {

@@ -1,14 +1,14 @@
 //! Workflow definitions: apply, list, show versions.
 
-use super::Shared;
 use super::auth::{Access, Caller};
 use super::error::{self, ApiError};
 use super::openapi::{Doc, Routes};
+use super::{Params, Shared};
 use crate::engine::Applied;
 use crate::engine::state::WorkflowRecord;
 use axum::Json;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 
@@ -22,7 +22,7 @@ pub fn routes(r: Routes) -> Routes {
     .post(
         "/v1/workflows",
         Doc::new("Apply a definition (YAML or JSON body)", Access::Administer)
-            .query(&[("file", "The file name problems are reported under")])
+            .query::<ApplyParams>()
             .body("application/yaml")
             .gives::<Applied>()
             .ok(&[200, 201])
@@ -38,9 +38,10 @@ pub fn routes(r: Routes) -> Routes {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct ApplyParams {
-    /// The file name the definition is reported under (`invoice.yaml`).
+    /// The file name problems are reported under (`invoice.yaml`).
     file: Option<String>,
 }
 
@@ -48,7 +49,7 @@ struct ApplyParams {
 async fn apply(
     State(state): State<Shared>,
     caller: Caller,
-    Query(params): Query<ApplyParams>,
+    Params(params): Params<ApplyParams>,
     body: Result<bytes::Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Applied>), ApiError> {
     caller.require(Access::Administer)?;
