@@ -401,6 +401,90 @@ steps:
     end: '{vendor: .steps.lookup.output}'
 "#;
 
+const SIGN: &str =
+    "name: sign\nkey: .input.id\nsteps:\n  - id: hello\n    human: { title: Sign }\n";
+
+/// The rows of the step queue index in the server's database (the server stopped).
+fn step_queues(server: &Server) -> Vec<(String, String, String)> {
+    use redb::{ReadableDatabase, ReadableTable};
+    let db = redb::Database::open(server.data().join("baton.redb")).unwrap();
+    let txn = db.begin_read().unwrap();
+    let table = txn.open_table(STEP_QUEUES).unwrap();
+    table
+        .iter()
+        .unwrap()
+        .map(|row| {
+            let (key, _) = row.unwrap();
+            let (q, run, path) = key.value();
+            (q.to_owned(), run.to_owned(), path.to_owned())
+        })
+        .collect()
+}
+
+const STEP_QUEUES: redb::TableDefinition<(&str, &str, &str), ()> =
+    redb::TableDefinition::new("step_queues");
+
+#[test]
+fn tasks_and_exceptions_are_indexed_and_an_older_database_gets_the_index() {
+    let mut server = Server::start(&["echo"]);
+    for definition in [FIX, SIGN, GREET] {
+        assert_eq!(
+            server.admin("POST", "/v1/workflows", definition).status,
+            201
+        );
+    }
+    let start = |workflow: &str, input: &str| {
+        let started = server.admin(
+            "POST",
+            &format!("/v1/workflows/{workflow}/runs?wait=10s"),
+            input,
+        );
+        assert_eq!(started.status, 201, "{}", started.body);
+        started.json()["id"].as_str().unwrap().to_owned()
+    };
+    let fixed = start("fix", r#"{"vendor":"V1"}"#);
+    let broken = start("fix", r#"{"vendor":"V2"}"#);
+    let sign = start("sign", r#"{"id":"S1"}"#);
+    start("greet", r#"{"id":"G1"}"#);
+    let resolved = server.admin(
+        "POST",
+        &format!("/v1/exceptions/{fixed}/lookup/resolve"),
+        r#"{"output":{"id":"ACME"}}"#,
+    );
+    assert_eq!(resolved.status, 202, "{}", resolved.body);
+    server.status_becomes(&fixed, "succeeded");
+
+    // The index holds what waits for a person, and nothing that left its queue.
+    let expected = vec![
+        ("exception".to_owned(), broken.clone(), "lookup".to_owned()),
+        ("task".to_owned(), sign.clone(), "hello".to_owned()),
+    ];
+    assert!(server.stop());
+    assert_eq!(step_queues(&server), expected);
+
+    // A database from before the index: no rows, no mark that it was built.
+    {
+        let db = redb::Database::open(server.data().join("baton.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.delete_table(STEP_QUEUES).unwrap();
+        let mut meta = txn
+            .open_table(redb::TableDefinition::<&str, &[u8]>::new("meta"))
+            .unwrap();
+        assert!(meta.remove("built:step_queues").unwrap().is_some());
+        drop(meta);
+        txn.commit().unwrap();
+    }
+    let mut server = server.restart();
+    let exceptions = server.admin("GET", "/v1/exceptions", "").json();
+    assert_eq!(exceptions.as_array().unwrap().len(), 1, "{exceptions}");
+    assert_eq!(exceptions[0]["run_id"], broken.as_str());
+    let tasks = server.admin("GET", "/v1/tasks?all=true", "").json();
+    assert_eq!(tasks.as_array().unwrap().len(), 1, "{tasks}");
+    assert_eq!(tasks[0]["run_id"], sign.as_str());
+    assert!(server.stop());
+    assert_eq!(step_queues(&server), expected);
+}
+
 #[test]
 fn people_work_the_exception_queue() {
     let server = Server::start(&["echo"]);

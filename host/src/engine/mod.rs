@@ -179,6 +179,7 @@ impl Engine {
     pub fn start(registry: Arc<Registry>, recovery: Recovery) -> Result<Engine, EngineError> {
         fault::warn_if_set();
         let store = registry.store().clone();
+        index_step_queues(&store)?;
         let (updates, _) = broadcast::channel(4096);
         let (feed, _) = broadcast::channel(4096);
         let inner = Arc::new(Inner {
@@ -447,21 +448,20 @@ impl Engine {
             .collect())
     }
 
-    /// Every waiting run with its steps, oldest first: where tasks and exceptions are.
-    fn waiting_runs(&self) -> Result<Vec<RunView>, EngineError> {
+    /// Every run with a step in `queue`, with its steps, oldest first.
+    fn runs_in_queue(&self, queue: StepQueue) -> Result<Vec<RunView>, EngineError> {
         self.inner
             .store
-            .runs_with_status(RunStatus::Waiting.as_str())?
+            .runs_in_queue(queue.as_str())?
             .iter()
             .map(|id| self.run(id))
             .collect()
     }
 
-    /// The exception queue: every escalated step of every waiting run, oldest run
-    /// first. (It reads the waiting runs; an index of its own comes when queues grow.)
+    /// The exception queue: every escalated step, oldest run first.
     pub fn exceptions(&self) -> Result<Vec<ExceptionView>, EngineError> {
         let mut out = Vec::new();
-        for RunView { run, steps } in self.waiting_runs()? {
+        for RunView { run, steps } in self.runs_in_queue(StepQueue::Exception)? {
             for step in steps {
                 if step.record.status == StepStatus::Escalated {
                     out.push(ExceptionView {
@@ -673,7 +673,7 @@ impl Engine {
     /// someone else, not already approved by them).
     pub fn tasks(&self, person: Option<&task::Person>) -> Result<Vec<TaskView>, EngineError> {
         let mut out = Vec::new();
-        for RunView { run, steps } in self.waiting_runs()? {
+        for RunView { run, steps } in self.runs_in_queue(StepQueue::Task)? {
             let workflow = self.inner.workflow(&run.workflow, Some(run.version))?;
             for step in steps {
                 let (StepStatus::Waiting, Some(task)) = (step.record.status, step.record.task)
@@ -750,6 +750,24 @@ impl Engine {
 
 /// Refuses commands that cannot apply to a run in its current status, before anything
 /// is stored. (The run checks again when it acts: its state may have moved on.)
+/// Fills the step queue index from the runs that wait, once per database: databases
+/// made before the index have tasks and exceptions in them that it does not list.
+/// Runs before the writer starts, so nothing else writes meanwhile.
+fn index_step_queues(store: &Store) -> Result<(), EngineError> {
+    store.write_runs_once("step_queues", |batch| {
+        for id in store.runs_with_status(RunStatus::Waiting.as_str())? {
+            let Some((_, steps, _)) = store.run_state::<RunRecord, StepRecord>(&id)? else {
+                continue;
+            };
+            for (path, step) in steps {
+                batch.move_step(&id, &path, None, step.queue().map(StepQueue::as_str))?;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
 fn check_command(run: &RunRecord, message: &InboxMessage) -> Result<(), EngineError> {
     let command = match message {
         InboxMessage::Cancel { .. } => "cancel",

@@ -85,6 +85,8 @@ struct Actor {
     steps: HashMap<String, StepRecord>,
     /// Paths of open steps.
     open: BTreeSet<String>,
+    /// The queue each step waiting for a person is in, as committed.
+    queued: HashMap<String, StepQueue>,
     head: Option<EventHead>,
     /// jq contexts by path prefix, built lazily.
     scopes: HashMap<String, Val>,
@@ -190,6 +192,11 @@ impl Actor {
             .filter(|(_, s)| s.status.is_open())
             .map(|(p, _)| p.clone())
             .collect();
+        let queued = loaded
+            .steps
+            .iter()
+            .filter_map(|(p, s)| Some((p.clone(), s.queue()?)))
+            .collect();
         let mut actor = Actor {
             inner,
             live,
@@ -199,6 +206,7 @@ impl Actor {
             run_dirty: false,
             steps: loaded.steps.into_iter().collect(),
             open,
+            queued,
             head: loaded.head,
             scopes: HashMap::new(),
             job: TransitionJob::default(),
@@ -297,6 +305,14 @@ impl Actor {
         job.run_id = self.run.id.clone();
         for path in std::mem::take(&mut self.dirty) {
             if let Some(step) = self.steps.get(&path) {
+                let (was, is) = (self.queued.get(&path).copied(), step.queue());
+                if was != is {
+                    job.queue_moves.push((path.clone(), was, is));
+                    match is {
+                        Some(queue) => self.queued.insert(path.clone(), queue),
+                        None => self.queued.remove(&path),
+                    };
+                }
                 job.steps.push((path, encode(step)));
             }
         }

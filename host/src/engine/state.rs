@@ -269,6 +269,36 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
+/// A queue of steps waiting for a person.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepQueue {
+    /// A human task waiting for a decision: the inbox.
+    Task,
+    /// An escalated step: the exception queue.
+    Exception,
+}
+
+impl StepQueue {
+    /// Its name in the store's queue index.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepQueue::Task => "task",
+            StepQueue::Exception => "exception",
+        }
+    }
+}
+
+impl StepRecord {
+    /// The queue this step waits in, if it waits for a person.
+    pub fn queue(&self) -> Option<StepQueue> {
+        match self.status {
+            StepStatus::Waiting if self.task.is_some() => Some(StepQueue::Task),
+            StepStatus::Escalated => Some(StepQueue::Exception),
+            _ => None,
+        }
+    }
+}
+
 /// A message for a run, stored durably before the run acts on it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

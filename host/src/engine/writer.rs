@@ -2,7 +2,7 @@
 //! commit and applies them in one transaction (group commit): durable throughput is
 //! bounded by the disk's commit rate per batch, not per step.
 
-use super::state::{InboxMessage, RunStatus};
+use super::state::{InboxMessage, RunStatus, StepQueue};
 use crate::store::{RunBatch, RunIndex, Store, StoreError, StoredEvent, TimerEntry};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
@@ -37,6 +37,8 @@ pub struct TransitionJob {
     /// (old status, new status, record) when the run record changed.
     pub run: Option<(&'static str, &'static str, Encoded)>,
     pub steps: Vec<(String, Encoded)>,
+    /// (step path, queue it left, queue it joined) for steps that changed queue.
+    pub queue_moves: Vec<(String, Option<StepQueue>, Option<StepQueue>)>,
     pub events: Vec<StoredEvent>,
     pub timers_set: Vec<TimerEntry>,
     pub timers_cleared: Vec<TimerEntry>,
@@ -314,6 +316,14 @@ fn apply_transition(
     }
     for (path, step) in &t.steps {
         batch.put_step(run, path, step)?;
+    }
+    for (path, from, to) in &t.queue_moves {
+        batch.move_step(
+            run,
+            path,
+            from.map(StepQueue::as_str),
+            to.map(StepQueue::as_str),
+        )?;
     }
     batch.append_events(run, &t.events)?;
     for timer in &t.timers_cleared {

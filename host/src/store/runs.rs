@@ -59,6 +59,7 @@ pub struct RunBatch<'t> {
     by_status: Table<'t, (&'static str, &'static str), ()>,
     by_workflow: Table<'t, (&'static str, &'static str), ()>,
     by_key: Table<'t, (&'static str, &'static str), ()>,
+    queues: Table<'t, (&'static str, &'static str, &'static str), ()>,
     idempotency: Table<'t, (&'static str, &'static str), &'static str>,
     timers: Table<'t, (u64, &'static str, &'static str), ()>,
     waits: Table<'t, (&'static str, &'static str, &'static str, &'static str), ()>,
@@ -78,6 +79,7 @@ impl<'t> RunBatch<'t> {
             by_status: txn.open_table(RUNS_BY_STATUS)?,
             by_workflow: txn.open_table(RUNS_BY_WORKFLOW)?,
             by_key: txn.open_table(RUNS_BY_KEY)?,
+            queues: txn.open_table(STEP_QUEUES)?,
             idempotency: txn.open_table(IDEMPOTENCY_KEYS)?,
             timers: txn.open_table(TIMERS)?,
             waits: txn.open_table(EVENT_WAITS)?,
@@ -146,6 +148,24 @@ impl<'t> RunBatch<'t> {
         if old_status != new_status {
             self.by_status.remove((old_status, id))?;
             self.by_status.insert((new_status, id), ())?;
+        }
+        Ok(())
+    }
+
+    /// Moves the step at `path` in `run` from queue `from` to queue `to` (see
+    /// [`STEP_QUEUES`]); `None` is no queue.
+    pub fn move_step(
+        &mut self,
+        run: &str,
+        path: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<()> {
+        if let Some(from) = from {
+            self.queues.remove((from, run, path))?;
+        }
+        if let Some(to) = to {
+            self.queues.insert((to, run, path), ())?;
         }
         Ok(())
     }
@@ -315,6 +335,28 @@ impl Store {
         Ok(out)
     }
 
+    /// Runs `f` on the run tables once in the database's life: its writes commit with a
+    /// mark named `name`, and once the mark is there this does nothing and returns false.
+    /// For an index added after databases were created: `f` fills it from what is there.
+    pub fn write_runs_once(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut RunBatch<'_>) -> Result<()>,
+    ) -> Result<bool> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let mark = format!("built:{name}");
+            if meta.get(mark.as_str())?.is_some() {
+                return Ok(false);
+            }
+            meta.insert(mark.as_str(), [].as_slice())?;
+            f(&mut RunBatch::open(&txn)?)?;
+        }
+        txn.commit()?;
+        Ok(true)
+    }
+
     // ---- workflow definitions ----
 
     /// Every version of workflow `name`, oldest first.
@@ -447,6 +489,24 @@ impl Store {
                 break;
             }
             out.push(id.to_owned());
+        }
+        Ok(out)
+    }
+
+    /// Ids of runs with a step in `queue` (see [`STEP_QUEUES`]), oldest first.
+    pub fn runs_in_queue(&self, queue: &str) -> Result<Vec<String>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(STEP_QUEUES)?;
+        let mut out: Vec<String> = Vec::new();
+        for entry in table.range((queue, "", "")..)? {
+            let (key, _) = entry?;
+            let (q, run, _) = key.value();
+            if q != queue {
+                break;
+            }
+            if out.last().map(String::as_str) != Some(run) {
+                out.push(run.to_owned());
+            }
         }
         Ok(out)
     }

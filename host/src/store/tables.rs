@@ -93,6 +93,12 @@ pub const RUNS_BY_WORKFLOW: TableDefinition<(&str, &str), ()> =
 /// Index: (business key, run id).
 pub const RUNS_BY_KEY: TableDefinition<(&str, &str), ()> = TableDefinition::new("runs_by_key");
 
+/// Index: steps waiting for a person, by (queue, run id, step path). The queues are
+/// `task` (a human task waits for a decision) and `exception` (an escalated step), so
+/// the inbox and the exception queue read only the runs that have something in them.
+pub const STEP_QUEUES: TableDefinition<(&str, &str, &str), ()> =
+    TableDefinition::new("step_queues");
+
 /// Idempotency keys of run starts by (workflow name, key) → run id.
 pub const IDEMPOTENCY_KEYS: TableDefinition<(&str, &str), &str> =
     TableDefinition::new("idempotency_keys");
