@@ -404,10 +404,15 @@ steps:
 const SIGN: &str =
     "name: sign\nkey: .input.id\nsteps:\n  - id: hello\n    human: { title: Sign }\n";
 
+/// The server's database, opened directly (the server stopped).
+fn database(server: &Server) -> redb::Database {
+    redb::Database::open(server.data().join("baton.redb")).unwrap()
+}
+
 /// The rows of the step queue index in the server's database (the server stopped).
 fn step_queues(server: &Server) -> Vec<(String, String, String)> {
     use redb::{ReadableDatabase, ReadableTable};
-    let db = redb::Database::open(server.data().join("baton.redb")).unwrap();
+    let db = database(server);
     let txn = db.begin_read().unwrap();
     let table = txn.open_table(STEP_QUEUES).unwrap();
     table
@@ -464,7 +469,7 @@ fn tasks_and_exceptions_are_indexed_and_an_older_database_gets_the_index() {
 
     // A database from before the index: no rows, no mark that it was built.
     {
-        let db = redb::Database::open(server.data().join("baton.redb")).unwrap();
+        let db = database(&server);
         let txn = db.begin_write().unwrap();
         txn.delete_table(STEP_QUEUES).unwrap();
         let mut meta = txn

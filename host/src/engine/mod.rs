@@ -748,19 +748,21 @@ impl Engine {
     }
 }
 
-/// Refuses commands that cannot apply to a run in its current status, before anything
-/// is stored. (The run checks again when it acts: its state may have moved on.)
-/// Fills the step queue index from the runs that wait, once per database: databases
-/// made before the index have tasks and exceptions in them that it does not list.
-/// Runs before the writer starts, so nothing else writes meanwhile.
+/// Fills the step queue index from the unfinished runs, once per database: databases
+/// made before the index have tasks and exceptions in them that it does not list (a
+/// finished run has closed every step). Runs before the writer starts, so nothing else
+/// writes meanwhile.
 fn index_step_queues(store: &Store) -> Result<(), EngineError> {
+    let unfinished = RunStatus::ALL.into_iter().filter(|s| !s.is_finished());
     store.write_runs_once("step_queues", |batch| {
-        for id in store.runs_with_status(RunStatus::Waiting.as_str())? {
-            let Some((_, steps, _)) = store.run_state::<RunRecord, StepRecord>(&id)? else {
-                continue;
-            };
-            for (path, step) in steps {
-                batch.move_step(&id, &path, None, step.queue().map(StepQueue::as_str))?;
+        for status in unfinished {
+            for id in store.runs_with_status(status.as_str())? {
+                let Some((_, steps, _)) = store.run_state::<RunRecord, StepRecord>(&id)? else {
+                    continue;
+                };
+                for (path, step) in steps {
+                    batch.move_step(&id, &path, None, step.queue().map(StepQueue::as_str))?;
+                }
             }
         }
         Ok(())
@@ -768,6 +770,8 @@ fn index_step_queues(store: &Store) -> Result<(), EngineError> {
     Ok(())
 }
 
+/// Refuses commands that cannot apply to a run in its current status, before anything
+/// is stored. (The run checks again when it acts: its state may have moved on.)
 fn check_command(run: &RunRecord, message: &InboxMessage) -> Result<(), EngineError> {
     let command = match message {
         InboxMessage::Cancel { .. } => "cancel",
