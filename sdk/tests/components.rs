@@ -37,41 +37,12 @@ fn build_all() -> PathBuf {
     target_dir.join("wasm32-wasip2").join("plugin")
 }
 
-/// (imports, exports) of a component: the names at its top level, as WIT spells them.
-///
-/// Nested core modules and components have import and export sections of their own;
-/// only depth 0 is the component's world.
+/// (imports, exports) of a component, read as the host reads it on install.
 fn world_of(path: &Path) -> (Vec<String>, Vec<String>) {
-    use wasmparser::{Parser, Payload};
-
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let (mut imports, mut exports) = (Vec::new(), Vec::new());
-    let mut depth = 0usize;
-    for payload in Parser::new(0).parse_all(&bytes) {
-        let payload = payload.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        match payload {
-            Payload::Version { encoding, .. } if depth == 0 => assert_eq!(
-                encoding,
-                wasmparser::Encoding::Component,
-                "{} is not a component",
-                path.display()
-            ),
-            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
-            Payload::End(_) => depth = depth.saturating_sub(1),
-            Payload::ComponentImportSection(section) if depth == 0 => {
-                for import in section {
-                    imports.push(import.expect("an import").name.name.to_owned());
-                }
-            }
-            Payload::ComponentExportSection(section) if depth == 0 => {
-                for export in section {
-                    exports.push(export.expect("an export").name.name.to_owned());
-                }
-            }
-            _ => {}
-        }
-    }
-    (imports, exports)
+    let world = baton::runtime::component_world(&bytes)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (world.imports, world.exports)
 }
 
 #[test]

@@ -22,6 +22,7 @@ mod plugin;
 mod redact;
 mod types;
 
+pub use classify::{ComponentWorld, component_world};
 pub use failure::refuse_oversized_input;
 pub use net::{Denial, DenyReason, HostPattern, HostPatternError, HostPolicy};
 pub use plugin::PreparedPlugin;
