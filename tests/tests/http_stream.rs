@@ -101,3 +101,54 @@ fn a_runs_events_stream_in_order_replayed_then_live() {
     assert!(server.stop(), "a graceful stop with streams open");
     assert!(own.next().is_none() && global.next().is_none());
 }
+
+/// A console page carries, in its stream's URL, the commit count it was read at: the
+/// stream starts with a catch-up `change` (a null `run_id`) if anything was committed
+/// between the read and the subscription, and with the next commit if nothing was.
+#[test]
+fn a_live_page_misses_no_commit_between_its_read_and_its_stream() {
+    let server = Server::start(&["echo"]);
+    assert_eq!(server.admin("POST", "/v1/workflows", OTHER).status, 201);
+    let form = format!("token={}&next=/runs", server.admin);
+    let login = server.request(
+        "POST",
+        "/login",
+        None,
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        form.as_bytes(),
+    );
+    assert_eq!(login.status, 303, "{}", login.body);
+    let cookie = login
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap();
+    let page = server.request("GET", "/runs", None, &[("Cookie", cookie)], b"");
+    assert_eq!(page.status, 200, "{}", page.body);
+    let live = page
+        .body
+        .split("data-live=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("a live page: {}", page.body))
+        .replace("&amp;", "&");
+    assert!(live.contains("seen="), "{live}");
+
+    // Nothing committed since the read: the first event is the next commit's.
+    let mut current = server.events(&live, &[]);
+    assert_eq!(current.status, 200);
+    let ran = server.admin("POST", "/v1/workflows/other/runs?wait=5s", "{}");
+    let run = ran.json()["id"].clone();
+    let first = current.next().unwrap();
+    assert_eq!(
+        (first.event.as_str(), &first.data["run_id"]),
+        ("change", &run)
+    );
+
+    // A stream opened with that page's count now starts by catching up.
+    let mut behind = server.events(&live, &[]);
+    let first = behind.next().unwrap();
+    assert_eq!(first.event, "change");
+    assert!(first.data["run_id"].is_null(), "{first:?}");
+}

@@ -11,7 +11,7 @@ use crate::store::StoredEvent;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -185,27 +185,40 @@ async fn all_runs(
 struct ChangesParams {
     /// Only this run.
     run: Option<String>,
+    /// The engine's commit count when the client read what it shows (a console page
+    /// carries it in its stream's URL): if the count has moved since, the stream starts
+    /// with a `change`, so a commit between the read and the subscription is not missed.
+    seen: Option<u64>,
 }
 
-/// `GET /v1/runs/changes[?run=ID]`: one `change` event (data: `{"run_id": …}`) per
-/// commit that changed a run, for pages that re-read what changed rather than replay
-/// events (the console). A client that falls behind gets one `change` with a null
-/// `run_id`: anything may have changed.
+/// `GET /v1/runs/changes[?run=ID][&seen=N]`: one `change` event (data: `{"run_id": …}`)
+/// per commit that changed a run, for pages that re-read what changed rather than
+/// replay events (the console). A client that falls behind, or whose `seen` count is
+/// out of date, gets one `change` with a null `run_id`: anything may have changed.
 async fn changes(
     State(state): State<Shared>,
     caller: Caller,
     Params(params): Params<ChangesParams>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     caller.require(Access::Read)?;
+    let change = |run: Option<&str>| {
+        let data = serde_json::json!({ "run_id": run }).to_string();
+        Event::default().event("change").data(data)
+    };
+    let only = params.run;
     let stream = follow(&state, move |received| {
-        let run = received.ok().map(|batch| batch.run_id.clone());
-        if run.is_some() && params.run.is_some() && run != params.run {
+        let run = received.as_ref().ok().map(|batch| batch.run_id.as_str());
+        if run.is_some() && only.is_some() && run != only.as_deref() {
             return Vec::new();
         }
-        let data = serde_json::json!({ "run_id": run }).to_string();
-        vec![Event::default().event("change").data(data)]
+        vec![change(run)]
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    // After `follow` subscribed: a commit not counted yet will be in the stream.
+    let missed = params
+        .seen
+        .is_some_and(|seen| seen != state.engine.commits());
+    let first = futures_util::stream::iter(missed.then(|| Ok(change(None))));
+    Ok(Sse::new(first.chain(stream)).keep_alive(KeepAlive::default()))
 }
 
 /// The events `events_for` makes of each batch committed from now on (`Err(missed)`

@@ -516,6 +516,13 @@ impl Engine {
         self.inner.updates.subscribe()
     }
 
+    /// How many transactions have changed runs since the engine started. A view read
+    /// when the count was N is current while the count is N; subscribe to
+    /// [`Engine::events`] first, then compare, and no commit in between is missed.
+    pub fn commits(&self) -> u64 {
+        self.inner.writer.commits()
+    }
+
     /// Events of every run, published as soon as they are committed, in commit order
     /// (each run's in sequence). A receiver that falls too far behind is told it lagged
     /// and can read what it missed from [`Engine::run_log`].

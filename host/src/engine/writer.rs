@@ -4,7 +4,7 @@
 
 use super::state::{InboxMessage, RunStatus, StepQueue};
 use crate::store::{RunBatch, RunIndex, Store, StoreError, StoredEvent, TimerEntry};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread;
 use tokio::sync::{broadcast, oneshot};
@@ -141,6 +141,8 @@ pub struct Writer {
     jobs: mpsc::Sender<Job>,
     /// Jobs sent and not yet taken into a transaction.
     queued: Arc<AtomicUsize>,
+    /// Transactions committed since the writer started.
+    commits: Arc<AtomicU64>,
 }
 
 impl Writer {
@@ -148,12 +150,17 @@ impl Writer {
     pub fn start(store: Store, feed: Feed) -> Writer {
         let (jobs, rx) = mpsc::channel();
         let queued = Arc::new(AtomicUsize::new(0));
-        let taken = queued.clone();
+        let commits = Arc::new(AtomicU64::new(0));
+        let (taken, committed) = (queued.clone(), commits.clone());
         thread::Builder::new()
             .name("baton-writer".into())
-            .spawn(move || run(store, rx, feed, &taken))
+            .spawn(move || run(store, rx, Published { feed, committed }, &taken))
             .expect("spawning the writer thread");
-        Writer { jobs, queued }
+        Writer {
+            jobs,
+            queued,
+            commits,
+        }
     }
 
     /// Queues `job`; `false` if the writer has stopped.
@@ -166,9 +173,31 @@ impl Writer {
     pub fn queued(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
     }
+
+    /// Transactions committed since the writer started. Each is counted before its
+    /// events are published, and whether anyone listens is checked after that, so a
+    /// subscriber that reads this count after subscribing misses no commit: either the
+    /// count has moved or the commit's events reach it.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::SeqCst)
+    }
 }
 
-fn run(store: Store, rx: mpsc::Receiver<Job>, feed: Feed, queued: &AtomicUsize) {
+/// Where the writer reports what it committed.
+struct Published {
+    feed: Feed,
+    committed: Arc<AtomicU64>,
+}
+
+impl Published {
+    /// Counts one commit; then the live streams, if any listen now.
+    fn committed(&self) -> Option<&Feed> {
+        self.committed.fetch_add(1, Ordering::SeqCst);
+        (self.feed.receiver_count() > 0).then_some(&self.feed)
+    }
+}
+
+fn run(store: Store, rx: mpsc::Receiver<Job>, published: Published, queued: &AtomicUsize) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -178,19 +207,18 @@ fn run(store: Store, rx: mpsc::Receiver<Job>, feed: Feed, queued: &AtomicUsize) 
             }
         }
         queued.fetch_sub(jobs.len(), Ordering::Relaxed);
-        commit(&store, jobs, &feed);
+        commit(&store, jobs, &published);
     }
 }
 
 /// Commits `jobs` in one transaction. If that fails, each job is tried alone, so one
 /// bad job cannot fail the others.
-fn commit(store: &Store, jobs: Vec<Job>, feed: &Feed) {
-    // Checked once per commit: a stream that subscribes meanwhile reads the log first.
-    let feed = (feed.receiver_count() > 0).then_some(feed);
+fn commit(store: &Store, jobs: Vec<Job>, published: &Published) {
     let together: Result<Vec<Applied>, StoreError> =
         store.write_runs(|batch| jobs.iter().map(|job| apply(batch, job)).collect());
     match together {
         Ok(outcomes) => {
+            let feed = published.committed();
             for (mut job, outcome) in jobs.into_iter().zip(outcomes) {
                 publish(feed, &mut job, &outcome);
                 reply(job, Ok(outcome));
@@ -200,7 +228,7 @@ fn commit(store: &Store, jobs: Vec<Job>, feed: &Feed) {
             for mut job in jobs {
                 let outcome = store.write_runs(|batch| apply(batch, &job));
                 if let Ok(applied) = &outcome {
-                    publish(feed, &mut job, applied);
+                    publish(published.committed(), &mut job, applied);
                 }
                 reply(job, outcome.map_err(|e| e.to_string()));
             }

@@ -102,6 +102,9 @@ pub struct Page {
     pub signed: SignedIn,
     /// Only `<main>`'s content is wanted (a live refresh).
     fragment: bool,
+    /// The engine's commit count before the handler read anything: a live page's
+    /// stream starts with a change if the count has moved by the time it subscribes.
+    seen: u64,
 }
 
 impl Page {
@@ -113,6 +116,12 @@ impl Page {
     /// Why the user may not do what needs `access` (for a disabled control), if so.
     fn refusal(&self, access: Access) -> Option<String> {
         self.signed.caller.require(access).err().map(|e| e.message)
+    }
+
+    /// The stream `url` from the commit this page was read at.
+    fn live_url(&self, url: &str) -> String {
+        let join = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{join}seen={}", self.seen)
     }
 
     /// The page `title`, with `body` as its `<main>`. With `live`, the page listens to
@@ -156,7 +165,7 @@ impl Page {
                         }
                     }
                     div #flash role="status" aria-live="polite" {}
-                    main #main data-live=[live] tabindex="-1" { (body) }
+                    main #main data-live=[live.map(|url| self.live_url(&url))] tabindex="-1" { (body) }
                 }
             }
         };
@@ -172,6 +181,7 @@ impl FromRequestParts<Shared> for Page {
             Ok(Some(signed)) => Ok(Page {
                 signed,
                 fragment: parts.headers.contains_key(FRAGMENT_HEADER),
+                seen: state.engine.commits(),
             }),
             Ok(None) => {
                 let here = parts.uri.path_and_query().map_or("/", |p| p.as_str());

@@ -2,9 +2,10 @@
 // file is served as it is, from inside the `baton` binary.
 //
 // Live: <main data-live="URL"> names a stream of the API's `change` events; when one
-// arrives (and once when the stream opens), the page's <main> is fetched again and
-// swapped in, unless the person has started filling in a form there (then a notice
-// offers the refresh instead).
+// arrives, the page's <main> is fetched again and swapped in, unless the person has
+// started filling in a form there (then a notice offers the refresh instead). The
+// stream's URL carries the commit the page was read at (`seen`), so a change made
+// before the stream opened still arrives, as its first event.
 //
 // Actions: <form data-api="METHOD /v1/..."> is sent as JSON to that API route with
 // the session's CSRF token. A field named `a.b` becomes {"a": {"b": ...}}; a field
@@ -83,9 +84,6 @@
   if (live && "EventSource" in window) {
     const events = new EventSource(live);
     events.addEventListener("change", changed);
-    // A change between this page's render and the stream's start (or during a
-    // reconnect) was sent to no one: look again once the stream is open.
-    events.addEventListener("open", changed);
     // The browser reconnects by itself after a network error; a refused stream (the
     // session ended, the server restarted) is closed for good: reload to find out.
     events.addEventListener("error", () => {
