@@ -22,3 +22,21 @@ mod readme;
 mod registry;
 mod rules;
 mod workflow_cli;
+
+/// With `autotests = false`, a file in tests/ that is not a module above never runs.
+#[test]
+fn every_test_file_is_a_module_of_this_binary() {
+    let declared = include_str!("all.rs");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if let Some(module) = name.strip_suffix(".rs")
+            && module != "all"
+        {
+            assert!(
+                declared.contains(&format!("\nmod {module};\n")),
+                "tests/{name} would never run: add `mod {module};` to tests/tests/all.rs"
+            );
+        }
+    }
+}
