@@ -516,9 +516,11 @@ impl Engine {
         self.inner.updates.subscribe()
     }
 
-    /// How many transactions have changed runs since the engine started. A view read
-    /// when the count was N is current while the count is N; subscribe to
-    /// [`Engine::events`] first, then compare, and no commit in between is missed.
+    /// How many transactions the writer has committed since the engine started; every
+    /// change to a run is in one of them. A view read when the count was N is current
+    /// while the count is N (a commit that changed no run also moves it, so a stale
+    /// verdict can be spurious, never missing); subscribe to [`Engine::events`] first,
+    /// then compare, and no commit in between is missed.
     pub fn commits(&self) -> u64 {
         self.inner.writer.commits()
     }
