@@ -195,57 +195,88 @@ impl Flood {
     }
 }
 
-/// CPU time this process has used (user and system, every thread: server, load
-/// generator and stand-in), from /proc; zero where there is no /proc.
-fn cpu_used() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which may hold spaces): utime and stime are the
-    // 12th and 13th, in clock ticks of 1/100 s on Linux.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-    let ticks: u64 = fields
-        .get(11..13)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|f| f.parse::<u64>().ok())
-        .sum();
-    Duration::from_millis(ticks * 10)
+/// What this process has used so far: CPU time (user and system, every thread: server,
+/// load generator and stand-in) and bytes it caused to be written to storage, from /proc
+/// (zero where there is none); and the engine's commits.
+#[derive(Clone, Copy)]
+struct Usage {
+    cpu: Duration,
+    written: u64,
+    commits: u64,
 }
 
-/// Prints one round's figures, with the CPU time it used per run; returns its p50 and
-/// rate.
+impl Usage {
+    fn now(engine: &Engine) -> Usage {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        // Fields after the command name (which may hold spaces): utime and stime are the
+        // 12th and 13th, in clock ticks of 1/100 s on Linux.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+        let ticks: u64 = fields
+            .get(11..13)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|f| f.parse::<u64>().ok())
+            .sum();
+        let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+        let written = io
+            .lines()
+            .find_map(|l| l.strip_prefix("write_bytes:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        Usage {
+            cpu: Duration::from_millis(ticks * 10),
+            written,
+            commits: engine.commits(),
+        }
+    }
+
+    /// What was used between `self` and `later`.
+    fn until(self, later: Usage) -> Usage {
+        Usage {
+            cpu: later.cpu.saturating_sub(self.cpu),
+            written: later.written.saturating_sub(self.written),
+            commits: later.commits.saturating_sub(self.commits),
+        }
+    }
+}
+
+/// Prints one round's figures, with what it used per run; returns its p50 and rate.
 fn report(
     latencies: &[Duration],
     wall: Duration,
-    cpu: Duration,
+    used: Usage,
     concurrency: usize,
 ) -> (Duration, f64) {
     let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
     let rate = latencies.len() as f64 / wall.as_secs_f64();
     println!(
-        "http sync 3-step run    p50 {:>7.3} ms   p90 {:>7.3} ms   p99 {:>7.3} ms   {:>6.0} runs/s   CPU {:>4.0} us/run   ({} runs, concurrency {concurrency})",
+        "http sync 3-step run    p50 {:>7.3} ms   p90 {:>7.3} ms   p99 {:>7.3} ms   {:>6.0} runs/s   CPU {:>4.0} us/run   {:.2} commits/run   {:>4.1} KiB written/run   ({} runs, concurrency {concurrency})",
         at(0.5).as_secs_f64() * 1e3,
         at(0.9).as_secs_f64() * 1e3,
         at(0.99).as_secs_f64() * 1e3,
         rate,
-        cpu.as_secs_f64() * 1e6 / latencies.len() as f64,
+        used.cpu.as_secs_f64() * 1e6 / latencies.len() as f64,
+        used.commits as f64 / latencies.len() as f64,
+        used.written as f64 / 1024.0 / latencies.len() as f64,
         latencies.len()
     );
     (at(0.5), rate)
 }
 
-/// `round`, measured: its latencies, wall time and CPU time.
+/// `round`, measured: its latencies, wall time and usage.
 fn measured_round(
+    engine: &Engine,
     address: &str,
     token: &str,
     body: &str,
     total: usize,
     concurrency: usize,
-) -> (Vec<Duration>, Duration, Duration) {
-    let cpu = cpu_used();
+) -> (Vec<Duration>, Duration, Usage) {
+    let before = Usage::now(engine);
     let (latencies, wall) = round(address, token, body, total, concurrency);
-    (latencies, wall, cpu_used().saturating_sub(cpu))
+    (latencies, wall, before.until(Usage::now(engine)))
 }
 
 fn main() {
@@ -259,7 +290,7 @@ fn main() {
         .build()
         .unwrap();
     let stand_in = StandIn::start(|_| Reply::json(200, json!({"vendor": "ACME", "ok": true})));
-    let ((address, unguarded), token, _engine) = runtime.block_on(async {
+    let ((address, unguarded), token, test) = runtime.block_on(async {
         let t = TestEngine::with_plugins(&["echo", "invoice_rules"]).await;
         t.allow("echo", &stand_in);
         t.apply(INVOICE_CHECK);
@@ -283,16 +314,18 @@ fn main() {
     // Warm-up: compiled components cached, connections and pools filled.
     round(&address, &token, &body, CONCURRENCY * 4, CONCURRENCY);
     // One client alone: the latency of a run that queues behind no other.
-    let (latencies, wall, cpu) = measured_round(&address, &token, &body, per_round / 16, 1);
-    report(&latencies, wall, cpu, 1);
+    let (latencies, wall, used) =
+        measured_round(&test.engine, &address, &token, &body, per_round / 16, 1);
+    report(&latencies, wall, used, 1);
     // The same lone client while another address floods the server with malformed
     // requests, with the bad-request budget on and off.
     for (name, address) in [("guarded", &address), ("unguarded", &unguarded)] {
         let flood = Flood::start(address);
-        let (latencies, wall, cpu) = measured_round(address, &token, &body, per_round / 16, 1);
+        let (latencies, wall, used) =
+            measured_round(&test.engine, address, &token, &body, per_round / 16, 1);
         let (sent, refused, seconds) = flood.stop();
         print!("under a flood, {name:<9} ");
-        report(&latencies, wall, cpu, 1);
+        report(&latencies, wall, used, 1);
         println!(
             "  flood from 127.0.0.2: {:.0} malformed requests/s, {:.0}% answered 429",
             sent as f64 / seconds,
@@ -302,9 +335,15 @@ fn main() {
     let mut p50s = Vec::new();
     let mut rates = Vec::new();
     for _ in 0..rounds {
-        let (latencies, wall, cpu) =
-            measured_round(&address, &token, &body, per_round, CONCURRENCY);
-        let (p50, rate) = report(&latencies, wall, cpu, CONCURRENCY);
+        let (latencies, wall, used) = measured_round(
+            &test.engine,
+            &address,
+            &token,
+            &body,
+            per_round,
+            CONCURRENCY,
+        );
+        let (p50, rate) = report(&latencies, wall, used, CONCURRENCY);
         p50s.push(p50);
         rates.push(rate);
     }
