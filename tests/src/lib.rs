@@ -69,6 +69,19 @@ steps:
     input: { message: .steps.check.output.outcome }
 "#;
 
+/// [`INVOICE_CHECK`] as `invoice-check-effect-free`, with its last call (`echo/echo`,
+/// which reaches nothing outside Baton) declared `effects: none`.
+pub fn invoice_check_effect_free() -> String {
+    let workflow = INVOICE_CHECK
+        .replace("name: invoice-check", "name: invoice-check-effect-free")
+        .replace("call: echo/echo\n", "call: echo/echo\n    effects: none\n");
+    assert!(
+        workflow.contains("effects: none"),
+        "INVOICE_CHECK changed shape"
+    );
+    workflow
+}
+
 /// An input for [`INVOICE_CHECK`] that fetches `url` and whose invoice matches its order
 /// and receipt.
 pub fn matching_invoice(url: &str) -> serde_json::Value {

@@ -3,9 +3,9 @@
 
 use baton::engine::state::{InboxMessage, RunStatus, StepStatus};
 use baton::engine::task::{Decision, Person};
-use baton::engine::{EngineError, StartRun, audit};
+use baton::engine::{Committed, EngineError, StartRun, audit};
 use baton_tests::stand_in::{Reply, StandIn};
-use baton_tests::{INVOICE_CHECK, TestEngine, matching_invoice, step};
+use baton_tests::{INVOICE_CHECK, TestEngine, invoice_check_effect_free, matching_invoice, step};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -95,21 +95,14 @@ steps:
     assert!(failure.message.contains('A'), "{}", failure.message);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rules_decision_shares_the_commit_of_the_step_that_fed_it() {
-    let server = StandIn::start(|_| Reply::json(200, json!({"vendor": "V"})));
-    let t = TestEngine::with_plugins(&["echo", "invoice_rules"]).await;
-    t.allow("echo", &server);
-    t.apply(INVOICE_CHECK);
-    let input = matching_invoice(&server.url("/po"));
-    let mut feed = t.engine.events();
-    let view = t.run("invoice-check", input).await;
-    assert_eq!(view.run.output, Some(json!({"message": "approve"})));
-
-    // Each commit of the run, as the kinds of the events it holds.
-    let mut commits: Vec<Vec<String>> = Vec::new();
+/// Each commit of run `run_id` received on `feed` so far, as `KIND PATH` per event.
+fn commits_of(
+    feed: &mut tokio::sync::broadcast::Receiver<Arc<Committed>>,
+    run_id: &str,
+) -> Vec<Vec<String>> {
+    let mut commits = Vec::new();
     while let Ok(committed) = feed.try_recv() {
-        if committed.run_id != view.run.id {
+        if committed.run_id != run_id {
             continue;
         }
         commits.push(
@@ -128,16 +121,34 @@ async fn a_rules_decision_shares_the_commit_of_the_step_that_fed_it() {
                 .collect(),
         );
     }
+    commits
+}
+
+/// The position of event `what` in `commit`.
+fn position(commit: &[String], what: &str) -> usize {
+    commit
+        .iter()
+        .position(|e| e == what)
+        .unwrap_or_else(|| panic!("no {what} in {commit:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rules_decision_shares_the_commit_of_the_step_that_fed_it() {
+    let server = StandIn::start(|_| Reply::json(200, json!({"vendor": "V"})));
+    let t = TestEngine::with_plugins(&["echo", "invoice_rules"]).await;
+    t.allow("echo", &server);
+    t.apply(INVOICE_CHECK);
+    let input = matching_invoice(&server.url("/po"));
+    let mut feed = t.engine.events();
+    let view = t.run("invoice-check", input).await;
+    assert_eq!(view.run.output, Some(json!({"message": "approve"})));
+
     // The start and fetch's attempt; fetch's completion with the rule's whole attempt
     // and done's start; done's completion and the finish. The rule's decision never
     // waits for a commit of its own.
+    let commits = commits_of(&mut feed, &view.run.id);
     assert_eq!(commits.len(), 3, "{commits:#?}");
-    let fed = &commits[1];
-    let at = |what: &str| {
-        fed.iter()
-            .position(|e| e == what)
-            .unwrap_or_else(|| panic!("no {what} in {fed:?}"))
-    };
+    let at = |what| position(&commits[1], what);
     assert!(at("step_completed fetch") < at("attempt_started check"));
     assert!(at("attempt_started check") < at("step_completed check"));
     assert!(at("step_completed check") < at("attempt_started done"));
@@ -145,6 +156,76 @@ async fn a_rules_decision_shares_the_commit_of_the_step_that_fed_it() {
         commits[2].contains(&"run_finished ".to_owned()),
         "{commits:#?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_effect_free_call_shares_the_commit_and_has_no_network() {
+    let server = StandIn::start(|_| Reply::json(200, json!({"vendor": "V"})));
+    let t = TestEngine::with_plugins(&["echo", "invoice_rules"]).await;
+    t.allow("echo", &server);
+    // The benchmark's workflow with its last call declared effect-free.
+    t.apply(&invoice_check_effect_free());
+    let mut feed = t.engine.events();
+    let input = matching_invoice(&server.url("/po"));
+    let view = t.run("invoice-check-effect-free", input).await;
+    assert_eq!(view.run.output, Some(json!({"message": "approve"})));
+    // Two commits: the start with fetch's attempt; then fetch's completion, the rule,
+    // the whole of `done` and the finish, in that order.
+    let commits = commits_of(&mut feed, &view.run.id);
+    assert_eq!(commits.len(), 2, "{commits:#?}");
+    let at = |what| position(&commits[1], what);
+    assert!(at("step_completed fetch") < at("step_completed check"));
+    assert!(at("step_completed check") < at("attempt_started done"));
+    assert!(at("attempt_started done") < at("step_completed done"));
+    assert!(at("step_completed done") < at("run_finished "));
+
+    // A call that declares no effects cannot reach even a host its plugin was granted.
+    t.apply(&format!(
+        r#"
+name: claims-no-effects
+steps:
+  - id: fetch
+    call: echo/fetch
+    input: {{ url: '"{}"' }}
+    effects: none
+    retry: {{ attempts: 1 }}
+"#,
+        server.url("/po")
+    ));
+    let before = server.requests().len();
+    let view = t.run("claims-no-effects", json!({})).await;
+    assert_eq!(view.run.status, RunStatus::Failed);
+    let attempt = &step(&view, "fetch").attempts[0];
+    assert!(
+        attempt
+            .denied
+            .iter()
+            .any(|d| d.contains("`effects: none`") && d.contains("network closed")),
+        "{attempt:#?}"
+    );
+    assert_eq!(server.requests().len(), before, "no request left Baton");
+
+    // The field is checked when the definition is applied.
+    for (step, problem) in [
+        (
+            "call: echo/echo\n    effects: some",
+            "`some` is not a kind of effects: use none or external",
+        ),
+        (
+            "rule: invoice-rules/three-way-match\n    effects: none",
+            "a rule step does not take `effects`",
+        ),
+    ] {
+        let refused = t
+            .engine
+            .apply(
+                "bad.yaml",
+                &format!("name: bad\nsteps:\n  - id: one\n    {step}\n"),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains(problem), "{refused}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -51,6 +51,10 @@ pub struct StepDef {
     pub retry: Option<RetryDef>,
     pub timeout: Option<String>,
     pub on_error: Option<OnErrorDef>,
+    /// `call`: `none` when the action changes nothing outside Baton (it then runs with
+    /// the network closed and shares the commit of the step that fed it), or `external`
+    /// (the default).
+    pub effects: Option<String>,
     /// `for_each`: how many iterations run at once.
     pub concurrency: Option<u32>,
     /// `for_each`: the body run for every item.

@@ -12,11 +12,11 @@ use super::expr::{Val, field, object, set_nested_field, string, to_json, to_val,
 use super::state::*;
 use super::task::{Decision, Person, Review, Tally, TaskRefusal, TaskState, user_of};
 use super::workflow::{
-    HumanTask, Next, NotBy, OnError, Step, StepKind, Target, WaitKind, Workflow,
+    Effects, HumanTask, Next, NotBy, OnError, Step, StepKind, Target, WaitKind, Workflow,
 };
 use super::writer::{Job, ReviewJob, TransitionJob, TransitionOutcome, encode};
-use crate::registry::CallReport;
-use crate::runtime::{CallContext, Failure};
+use crate::registry::{CallReport, Pin};
+use crate::runtime::{CallContext, Failure, Network};
 use crate::store::CorrectionRecord;
 use crate::store::{EventHead, TimerEntry};
 use futures_util::future::BoxFuture;
@@ -239,7 +239,7 @@ impl Actor {
                 self.absorb_inbox()?;
             }
             self.advance();
-            self.decide_rules().await;
+            self.decide_effect_free().await;
             if self.has_changes() {
                 let outcome = self.commit().await?;
                 if outcome.inbox_filled {
@@ -1247,29 +1247,34 @@ impl Actor {
         }
     }
 
-    /// Decides the rules just started before anything is committed. A rule is pure and
-    /// replayable, so its decision can share the commit of the step that fed it: a
-    /// crash before that commit re-runs both, and nothing that depends on the decision
-    /// starts before it is committed. Repeats while decisions start more rules.
-    async fn decide_rules(&mut self) {
-        // Most passes start no rule: look before taking the list apart.
-        while self.launches.iter().any(|path| self.is_rule(path)) {
-            let (rules, calls): (Vec<String>, Vec<String>) = std::mem::take(&mut self.launches)
+    /// Decides the rules and effect-free calls just started before anything is
+    /// committed. Neither changes anything outside Baton (a rule is pure; a call with
+    /// `effects: none` runs with the network closed), so its result can share the
+    /// commit of the step that fed it: a crash before that commit runs both again, and
+    /// nothing that depends on the result starts before it is committed. Repeats while
+    /// results start more of them.
+    async fn decide_effect_free(&mut self) {
+        // Most passes start none: look before taking the list apart.
+        while self.launches.iter().any(|path| self.is_effect_free(path)) {
+            let (now, later): (Vec<String>, Vec<String>) = std::mem::take(&mut self.launches)
                 .into_iter()
-                .partition(|path| self.is_rule(path));
-            self.launches = calls;
-            let decisions = rules.iter().filter_map(|path| self.call(path));
-            for done in futures_util::future::join_all(decisions).await {
+                .partition(|path| self.is_effect_free(path));
+            self.launches = later;
+            let results = now.iter().filter_map(|path| self.call(path));
+            for done in futures_util::future::join_all(results).await {
                 self.finish_call(done);
             }
             self.advance();
         }
     }
 
-    fn is_rule(&self, path: &str) -> bool {
-        self.steps
-            .get(path)
-            .is_some_and(|record| matches!(self.workflow.steps[&record.id].kind, StepKind::Rule(_)))
+    /// Whether the step at `path` changes nothing outside Baton: a rule, or a call
+    /// with `effects: none`.
+    fn is_effect_free(&self, path: &str) -> bool {
+        self.steps.get(path).is_some_and(|record| {
+            let step = &self.workflow.steps[&record.id];
+            matches!(step.kind, StepKind::Rule(_)) || step.effects == Effects::None
+        })
     }
 
     /// The plugin call of the running attempt at `path`, if it is a call or rule step.
@@ -1303,6 +1308,10 @@ impl Actor {
             idempotency_key: format!("{}/{path}/{generation}", self.run.id),
         };
         let timeout = step.timeout;
+        let network = match step.effects {
+            Effects::External => Network::Granted,
+            Effects::None => Network::Closed,
+        };
         let registry = self.inner.registry.clone();
         Some(Box::pin(async move {
             let result = match pin {
@@ -1312,14 +1321,12 @@ impl Actor {
                     false,
                 )),
                 Some(pin) => {
-                    let call = registry.call_pinned(
-                        &name,
-                        &pin.version,
-                        &pin.digest,
-                        &action,
-                        &input,
-                        &context,
-                    );
+                    let pin = Pin {
+                        name: &name,
+                        version: &pin.version,
+                        digest: &pin.digest,
+                    };
+                    let call = registry.call_pinned(pin, &action, &input, &context, network);
                     let call = async {
                         call.await
                             .map_err(|e| Failure::engine(e.code(), e.to_string(), false))

@@ -192,6 +192,20 @@ pub struct Step {
     pub timeout: Option<Duration>,
     pub on_error: OnError,
     pub parent: Option<Parent>,
+    /// What a call may do outside Baton; `External` for every other kind.
+    pub effects: Effects,
+}
+
+/// What a call step may change outside Baton (`effects`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Effects {
+    /// Other systems, perhaps: the attempt is committed before the call starts.
+    #[default]
+    External,
+    /// Nothing: the call runs with the network closed and, like a rule, is decided
+    /// before the commit of the step that fed it (a crash before that commit runs it
+    /// again, and nothing outside saw the first run).
+    None,
 }
 
 impl Step {
@@ -403,7 +417,7 @@ impl Compiler<'_> {
         };
         // Fields that only some kinds take.
         let allowed: &[&str] = match kind_name {
-            "call" => &["input", "next", "retry", "timeout", "on_error"],
+            "call" => &["input", "next", "retry", "timeout", "on_error", "effects"],
             "rule" => &["input", "next", "else", "retry", "timeout", "on_error"],
             "branch" => &["else"],
             "parallel" => &["next", "on_error"],
@@ -419,6 +433,7 @@ impl Compiler<'_> {
             ("retry", def.retry.is_some()),
             ("timeout", def.timeout.is_some()),
             ("on_error", def.on_error.is_some()),
+            ("effects", def.effects.is_some()),
             ("concurrency", def.concurrency.is_some()),
             ("steps", def.steps.is_some()),
         ] {
@@ -451,6 +466,18 @@ impl Compiler<'_> {
             .timeout
             .as_deref()
             .and_then(|t| self.duration(sid, "timeout", t));
+        let effects = match def.effects.as_deref() {
+            None | Some("external") => Effects::External,
+            Some("none") => Effects::None,
+            Some(other) => {
+                self.problem(
+                    sid,
+                    Some("effects"),
+                    format!("`{other}` is not a kind of effects: use none or external"),
+                );
+                Effects::External
+            }
+        };
         let on_error = match &def.on_error {
             None => OnError::Fail,
             Some(OnErrorDef::Action(a)) if a == "fail" => OnError::Fail,
@@ -765,6 +792,7 @@ impl Compiler<'_> {
                 timeout,
                 on_error,
                 parent,
+                effects,
             },
         );
     }

@@ -137,6 +137,7 @@ pub fn resolve_grants(
         hosts: Arc::new(HostPolicy {
             requested: parse(&manifest.capabilities.hosts),
             granted: parse(granted_hosts),
+            closed: false,
         }),
         secrets,
         config: config

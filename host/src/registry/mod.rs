@@ -21,7 +21,7 @@ pub use validate::{name_problem, validate_manifest};
 
 use crate::config::Config;
 use crate::runtime::{
-    CallContext, Correction, FeedbackSource, Grants, Limits, Runtime, RuntimeError,
+    CallContext, Correction, FeedbackSource, Grants, Limits, Network, Runtime, RuntimeError,
 };
 use crate::store::{
     CorrectionRecord, GrantRecord, InstallResult, LimitSettings, PluginRecord, Signer, Store,
@@ -226,10 +226,20 @@ pub struct Registry {
     generation: AtomicU64,
 }
 
+/// One exact build of a plugin: `name@version` with `digest`.
+#[derive(Clone, Copy, Debug)]
+pub struct Pin<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+    pub digest: &'a str,
+}
+
 /// A resolved plugin reference: code, effective grants and limits.
 struct Callable {
     plugin: Arc<LoadedPlugin>,
     grants: Arc<Grants>,
+    /// `grants` with the network closed, for steps that declare `effects: none`.
+    closed: Arc<Grants>,
     limits: Limits,
 }
 
@@ -396,26 +406,25 @@ impl Registry {
         input: &str,
         context: &CallContext,
     ) -> Result<CallReport, RegistryError> {
-        self.call_checked(target, None, action, input, context)
+        self.call_checked(target, None, action, input, context, Network::Granted)
             .await
     }
 
-    /// Calls `action` of exactly `name@version`, provided it is still the build with
-    /// `digest` (a workflow run calls the plugin versions it started with).
+    /// Calls `action` of exactly the build `pin` names (a workflow run calls the plugin
+    /// versions it started with), with the network its step allows.
     pub async fn call_pinned(
         &self,
-        name: &str,
-        version: &str,
-        digest: &str,
+        pin: Pin<'_>,
         action: &str,
         input: &str,
         context: &CallContext,
+        network: Network,
     ) -> Result<CallReport, RegistryError> {
         let target = PluginRef {
-            name: name.to_owned(),
-            version: Some(version.to_owned()),
+            name: pin.name.to_owned(),
+            version: Some(pin.version.to_owned()),
         };
-        self.call_checked(&target, Some(digest), action, input, context)
+        self.call_checked(&target, Some(pin.digest), action, input, context, network)
             .await
     }
 
@@ -426,6 +435,7 @@ impl Registry {
         action: &str,
         input: &str,
         context: &CallContext,
+        network: Network,
     ) -> Result<CallReport, RegistryError> {
         let callable = self.callable(target)?;
         if let Some(expected) = digest
@@ -437,15 +447,13 @@ impl Registry {
                 found: callable.plugin.digest.clone(),
             });
         }
+        let grants = match network {
+            Network::Granted => &callable.grants,
+            Network::Closed => &callable.closed,
+        };
         callable
             .plugin
-            .call(
-                callable.grants.clone(),
-                &callable.limits,
-                context,
-                action,
-                input,
-            )
+            .call(grants.clone(), &callable.limits, context, action, input)
             .await
     }
 
@@ -466,9 +474,11 @@ impl Registry {
         }
         let generation = self.generation.load(Ordering::Acquire);
         let record = self.resolve(target)?;
+        let grants = self.grants_for(&record)?;
         let callable = Arc::new(Callable {
             plugin: self.load(&record)?,
-            grants: Arc::new(self.grants_for(&record)?),
+            closed: Arc::new(grants.closed()),
+            grants: Arc::new(grants),
             limits: self.limits(&record.limits),
         });
         let mut callables = self.callables.lock().expect("callables lock");

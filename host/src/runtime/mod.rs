@@ -24,7 +24,7 @@ mod types;
 
 pub use classify::{ComponentWorld, component_world};
 pub use failure::refuse_oversized_input;
-pub use net::{Denial, DenyReason, HostPattern, HostPatternError, HostPolicy};
+pub use net::{Denial, DenyReason, HostPattern, HostPatternError, HostPolicy, Network};
 pub use plugin::PreparedPlugin;
 pub use redact::Redactor;
 pub use types::{

@@ -125,6 +125,18 @@ pub struct HostPolicy {
     pub requested: Vec<HostPattern>,
     /// What the admin granted.
     pub granted: Vec<HostPattern>,
+    /// Closed for this call whatever was granted: its step declares `effects: none`.
+    pub closed: bool,
+}
+
+/// Whether a call may use the network its plugin was granted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Network {
+    /// The hosts the admin granted, as usual.
+    #[default]
+    Granted,
+    /// No host at all: the call's step declares that it has no effect outside Baton.
+    Closed,
 }
 
 /// Why a request was refused.
@@ -136,11 +148,16 @@ pub enum DenyReason {
     NotGranted,
     /// The URL carries `user@` credentials in its authority, which are never allowed.
     UserInfo,
+    /// The network is closed for this call (`effects: none` on its step).
+    Closed,
 }
 
 impl HostPolicy {
-    /// `Ok` if `host:port` is both requested and granted.
+    /// `Ok` if `host:port` is both requested and granted, and the network is open.
     pub fn check(&self, host: &str, port: u16) -> Result<(), DenyReason> {
+        if self.closed {
+            return Err(DenyReason::Closed);
+        }
         if !self.requested.iter().any(|p| p.matches(host, port)) {
             return Err(DenyReason::NotRequested);
         }
@@ -179,6 +196,12 @@ impl fmt::Display for Denial {
                 f,
                 "plugin {plugin} may not send a request to {host}: credentials in the URL \
                  (`user@host`) are refused; send them in a header instead"
+            ),
+            DenyReason::Closed => write!(
+                f,
+                "plugin {plugin} may not reach host {host}: the step declares `effects: none`, \
+                 so its calls run with the network closed; remove that line from the step if \
+                 the action needs the network"
             ),
             DenyReason::NotRequested => write!(
                 f,
@@ -276,7 +299,15 @@ mod tests {
         HostPolicy {
             requested: parse(requested),
             granted: parse(granted),
+            closed: false,
         }
+    }
+
+    #[test]
+    fn a_closed_network_refuses_even_granted_hosts() {
+        let mut p = policy(&["api.example.com"], &["api.example.com"]);
+        p.closed = true;
+        assert_eq!(p.check("api.example.com", 443), Err(DenyReason::Closed));
     }
 
     #[test]

@@ -69,6 +69,19 @@ pub struct Grants {
     pub feedback: Option<Arc<dyn FeedbackSource>>,
 }
 
+impl Grants {
+    /// The same grants with the network closed: every request is refused.
+    pub fn closed(&self) -> Grants {
+        Grants {
+            hosts: Arc::new(HostPolicy {
+                closed: true,
+                ..(*self.hosts).clone()
+            }),
+            ..self.clone()
+        }
+    }
+}
+
 /// Severity of a captured log line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
