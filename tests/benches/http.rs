@@ -212,6 +212,8 @@ impl Flood {
 #[derive(Clone, Copy)]
 struct Usage {
     cpu: Duration,
+    /// Minor page faults: fresh memory the kernel had to map (and zero).
+    faults: u64,
     written: u64,
     commits: u64,
 }
@@ -219,8 +221,8 @@ struct Usage {
 impl Usage {
     fn now(engine: &Engine) -> Usage {
         let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-        // Fields after the command name (which may hold spaces): utime and stime are the
-        // 12th and 13th, in clock ticks of 1/100 s on Linux.
+        // Fields after the command name (which may hold spaces): minflt is the 8th, utime
+        // and stime are the 12th and 13th, in clock ticks of 1/100 s on Linux.
         let fields: Vec<&str> = stat
             .rsplit_once(')')
             .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
@@ -230,6 +232,7 @@ impl Usage {
             .iter()
             .filter_map(|f| f.parse::<u64>().ok())
             .sum();
+        let faults = fields.get(7).and_then(|f| f.parse().ok()).unwrap_or(0);
         let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
         let written = io
             .lines()
@@ -238,6 +241,7 @@ impl Usage {
             .unwrap_or(0);
         Usage {
             cpu: Duration::from_millis(ticks * 10),
+            faults,
             written,
             commits: engine.commits(),
         }
@@ -247,6 +251,7 @@ impl Usage {
     fn until(self, later: Usage) -> Usage {
         Usage {
             cpu: later.cpu.saturating_sub(self.cpu),
+            faults: later.faults.saturating_sub(self.faults),
             written: later.written.saturating_sub(self.written),
             commits: later.commits.saturating_sub(self.commits),
         }
@@ -263,12 +268,13 @@ fn report(
     let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
     let rate = latencies.len() as f64 / wall.as_secs_f64();
     println!(
-        "http sync 3-step run    p50 {:>7.3} ms   p90 {:>7.3} ms   p99 {:>7.3} ms   {:>6.0} runs/s   CPU {:>4.0} us/run   {:.2} commits/run   {:>4.1} KiB written/run   ({} runs, concurrency {concurrency})",
+        "http sync 3-step run    p50 {:>7.3} ms   p90 {:>7.3} ms   p99 {:>7.3} ms   {:>6.0} runs/s   CPU {:>4.0} us/run   {:>4.1} page faults/run   {:.2} commits/run   {:>4.1} KiB written/run   ({} runs, concurrency {concurrency})",
         at(0.5).as_secs_f64() * 1e3,
         at(0.9).as_secs_f64() * 1e3,
         at(0.99).as_secs_f64() * 1e3,
         rate,
         used.cpu.as_secs_f64() * 1e6 / latencies.len() as f64,
+        used.faults as f64 / latencies.len() as f64,
         used.commits as f64 / latencies.len() as f64,
         used.written as f64 / 1024.0 / latencies.len() as f64,
         latencies.len()
