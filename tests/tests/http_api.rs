@@ -266,6 +266,25 @@ fn roles_decide_what_a_token_may_do() {
     );
 }
 
+#[test]
+fn a_synchronous_trigger_that_outlasts_its_wait_answers_202_with_the_running_run() {
+    let server = Server::start(&["hostile"]);
+    let nap = "name: nap\nsteps:\n  - id: nap\n    call: hostile/sleep\n    input: {}\n";
+    assert_eq!(server.admin("POST", "/v1/workflows", nap).status, 201);
+
+    let asked = std::time::Instant::now();
+    let answer = server.admin("POST", "/v1/workflows/nap/runs?wait=300ms", "{}");
+    assert_eq!(answer.status, 202, "{}", answer.body);
+    assert!(asked.elapsed() >= std::time::Duration::from_millis(300));
+    let run = answer.json();
+    assert_eq!(run["status"], "running", "{run}");
+    assert_eq!(run["steps"][0]["status"], "running", "{run}");
+    // The run goes on after the answer: it is there to fetch, still running.
+    let id = run["id"].as_str().unwrap();
+    let later = server.admin("GET", &format!("/v1/runs/{id}"), "").json();
+    assert_eq!(later["status"], "running", "{later}");
+}
+
 const HOLD: &str = "name: hold\nkey: .input.id\nsteps:\n  - id: wait\n    wait: { event: go, key: .input.id }\n  - id: after\n    call: echo/echo\n    input: { message: '\"done \" + .input.id' }\n";
 
 #[test]

@@ -147,33 +147,23 @@ pub(super) async fn start(
                 })
         })
         .transpose()?;
-    let started = state
-        .engine
-        .start_run(StartRun {
-            workflow,
-            version: params.version,
-            input,
-            key: params.key,
-            idempotency_key,
-            actor: Some(actor),
-            defer: false,
-        })
-        .await?;
-    let mut status = if started.existing {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
+    let request = StartRun {
+        workflow,
+        version: params.version,
+        input,
+        key: params.key,
+        idempotency_key,
+        actor: Some(actor),
+        defer: false,
     };
-    let settled = match wait {
-        Some(limit) => match state.engine.wait_for(&started.run_id, limit).await {
-            Ok(view) => Some(view),
-            Err(crate::engine::EngineError::WaitTimedOut(_)) => {
-                status = StatusCode::ACCEPTED;
-                None
-            }
-            Err(e) => return Err(e.into()),
-        },
-        None => None,
+    let (started, settled) = match wait {
+        Some(limit) => state.engine.start_run_and_wait(request, limit).await?,
+        None => (state.engine.start_run(request).await?, None),
+    };
+    let status = match (started.existing, wait, &settled) {
+        (_, Some(_), None) => StatusCode::ACCEPTED,
+        (true, ..) => StatusCode::OK,
+        (false, ..) => StatusCode::CREATED,
     };
     let view = match settled {
         Some(view) => view,

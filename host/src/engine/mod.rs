@@ -300,6 +300,44 @@ impl Engine {
     /// key computed before anything is written; a used idempotency key returns the run
     /// that used it.
     pub async fn start_run(&self, request: StartRun) -> Result<Started, EngineError> {
+        Ok(self.launch_run(request, false).await?.0)
+    }
+
+    /// Starts a run as [`Engine::start_run`] does, then waits up to `limit` for it to
+    /// settle as [`Engine::wait_for`] does; `None` if it has not settled by then. A new
+    /// run is watched from before its actor starts, so its final view comes from memory
+    /// with no read of the store.
+    pub async fn start_run_and_wait(
+        &self,
+        request: StartRun,
+        limit: Duration,
+    ) -> Result<(Started, Option<RunView>), EngineError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let (started, watched) = self.launch_run(request, true).await?;
+        if let Some(change) = watched {
+            match tokio::time::timeout_at(deadline, change).await {
+                Err(_) => return Ok((started, None)),
+                Ok(Ok(Some(finished))) => return Ok((started, Some(finished))),
+                // It changed without finishing: look again, as `wait_for` does.
+                Ok(_) => {}
+            }
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match self.wait_for(&started.run_id, left).await {
+            Ok(view) => Ok((started, Some(view))),
+            Err(EngineError::WaitTimedOut(_)) => Ok((started, None)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Starts a run; with `watch`, also the first change of a new run's status that
+    /// follows its first commit (see [`Inner::tell_waiters`]), where that change is sure
+    /// to be announced: a run that is running, or finished at once.
+    async fn launch_run(
+        &self,
+        request: StartRun,
+        watch: bool,
+    ) -> Result<(Started, Option<oneshot::Receiver<Option<RunView>>>), EngineError> {
         let inner = &self.inner;
         let workflow = inner.workflow(&request.workflow, request.version)?;
         if let Some(schema) = &workflow.input_schema {
@@ -387,19 +425,27 @@ impl Engine {
         let outcome = match submitted? {
             Ok(outcome) => outcome,
             Err(existing) => {
-                return Ok(Started {
+                let started = Started {
                     run_id: existing,
                     existing: true,
-                });
+                };
+                return Ok((started, None));
             }
         };
+        let mut watched = None;
         if !request.defer {
+            // A parked run announces nothing until it moves again: `wait_for` handles it.
+            let status = new_run.status();
+            if watch && (status == RunStatus::Running || status.is_finished()) {
+                watched = Some(inner.add_waiter(&run_id));
+            }
             new_run.spawn(outcome.inbox_filled);
         }
-        Ok(Started {
+        let started = Started {
             run_id,
             existing: false,
-        })
+        };
+        Ok((started, watched))
     }
 
     /// A run with all its steps.
@@ -483,14 +529,7 @@ impl Engine {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             // Register before reading, so a change between the two is not missed.
-            let (tx, rx) = oneshot::channel();
-            self.inner
-                .waiters
-                .lock()
-                .expect("waiters lock")
-                .entry(id.to_owned())
-                .or_default()
-                .push(tx);
+            let rx = self.inner.add_waiter(id);
             let run: RunRecord = self
                 .inner
                 .store
@@ -873,6 +912,18 @@ impl Inner {
                 status,
             });
         }
+    }
+
+    /// Registers a caller waiting for run `id`'s next change; see [`Inner::tell_waiters`].
+    fn add_waiter(&self, id: &str) -> oneshot::Receiver<Option<RunView>> {
+        let (tx, rx) = oneshot::channel();
+        self.waiters
+            .lock()
+            .expect("waiters lock")
+            .entry(id.to_owned())
+            .or_default()
+            .push(tx);
+        rx
     }
 
     /// Tells `wait_for` callers of run `id` to look again.

@@ -149,6 +149,11 @@ impl NewRun {
         (&self.actor.run, job)
     }
 
+    /// The run's status after its first transition.
+    pub fn status(&self) -> RunStatus {
+        self.actor.run.status
+    }
+
     /// After the commit: makes the run live and lets it go on (calls its first step).
     /// `inbox_filled`: the commit found a buffered event for the first step.
     pub fn spawn(mut self, inbox_filled: bool) {
