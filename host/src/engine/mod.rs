@@ -314,16 +314,10 @@ impl Engine {
     ) -> Result<(Started, Option<RunView>), EngineError> {
         let deadline = tokio::time::Instant::now() + limit;
         let (started, watched) = self.launch_run(request, true).await?;
-        if let Some(change) = watched {
-            match tokio::time::timeout_at(deadline, change).await {
-                Err(_) => return Ok((started, None)),
-                Ok(Ok(Some(finished))) => return Ok((started, Some(finished))),
-                // It changed without finishing: look again, as `wait_for` does.
-                Ok(_) => {}
-            }
-        }
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match self.wait_for(&started.run_id, left).await {
+        match self
+            .settle_by(&started.run_id, deadline, limit, watched)
+            .await
+        {
             Ok(view) => Ok((started, Some(view))),
             Err(EngineError::WaitTimedOut(_)) => Ok((started, None)),
             Err(e) => Err(e),
@@ -527,21 +521,39 @@ impl Engine {
     /// message left to handle).
     pub async fn wait_for(&self, id: &str, limit: Duration) -> Result<RunView, EngineError> {
         let deadline = tokio::time::Instant::now() + limit;
+        self.settle_by(id, deadline, limit, None).await
+    }
+
+    /// [`Engine::wait_for`] until `deadline`. `watched`: a waiter registered while the
+    /// run was known to be unsettled, so the first look needs no read of the store.
+    async fn settle_by(
+        &self,
+        id: &str,
+        deadline: tokio::time::Instant,
+        limit: Duration,
+        mut watched: Option<oneshot::Receiver<Option<RunView>>>,
+    ) -> Result<RunView, EngineError> {
         loop {
-            // Register before reading, so a change between the two is not missed.
-            let rx = self.inner.add_waiter(id);
-            let run: RunRecord = self
-                .inner
-                .store
-                .run(id)?
-                .ok_or_else(|| EngineError::UnknownRun(id.to_owned()))?;
-            // A parked run with a message waiting (an event that was already buffered,
-            // a resume) is about to go on.
-            let settled = run.status != RunStatus::Running
-                && (run.status.is_finished() || !self.inner.store.has_inbox(id)?);
-            if settled {
-                return self.run(id);
-            }
+            let rx = match watched.take() {
+                Some(rx) => rx,
+                None => {
+                    // Register before reading, so a change between the two is not missed.
+                    let rx = self.inner.add_waiter(id);
+                    let run: RunRecord = self
+                        .inner
+                        .store
+                        .run(id)?
+                        .ok_or_else(|| EngineError::UnknownRun(id.to_owned()))?;
+                    // A parked run with a message waiting (an event that was already
+                    // buffered, a resume) is about to go on.
+                    let settled = run.status != RunStatus::Running
+                        && (run.status.is_finished() || !self.inner.store.has_inbox(id)?);
+                    if settled {
+                        return self.run(id);
+                    }
+                    rx
+                }
+            };
             match tokio::time::timeout_at(deadline, rx).await {
                 Err(_) => return Err(EngineError::WaitTimedOut(limit)),
                 Ok(Ok(Some(finished))) => return Ok(finished),
