@@ -4,11 +4,12 @@
 //! store owns where they live. All writes to runs go through [`RunBatch`], inside one
 //! transaction the engine's writer group-commits for many runs at once.
 
-use super::feedback::{CorrectionsTable, ReviewCountsTable, append_correction, count_review};
+use super::feedback::{append_correction, count_review};
 use super::tables::*;
 use super::{Result, Store, StoreError, decode, encode};
 use redb::{
-    ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, WriteTransaction,
+    Key, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table,
+    TableDefinition, Value, WriteTransaction,
 };
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -52,49 +53,92 @@ pub struct RunIndex<'a> {
     pub key: Option<&'a str>,
 }
 
-/// The tables a batch of run transitions writes to, open in one write transaction.
+/// The tables a batch of run transitions writes to, in one write transaction. Each is
+/// opened on first use: a commit opens only the tables its jobs touch (opening all
+/// fifteen for every commit showed in profiles).
 pub struct RunBatch<'t> {
-    runs: Table<'t, &'static str, &'static [u8]>,
-    log: Table<'t, (&'static str, &'static [u8]), &'static [u8]>,
-    by_status: Table<'t, (&'static str, &'static str), ()>,
-    by_workflow: Table<'t, (&'static str, &'static str), ()>,
-    by_key: Table<'t, (&'static str, &'static str), ()>,
-    queues: Table<'t, (&'static str, &'static str, &'static str), ()>,
-    idempotency: Table<'t, (&'static str, &'static str), &'static str>,
-    timers: Table<'t, (u64, &'static str, &'static str), ()>,
-    waits: Table<'t, (&'static str, &'static str, &'static str, &'static str), ()>,
-    buffer: Table<'t, (&'static str, &'static str, u64), &'static [u8]>,
-    inbox: Table<'t, (&'static str, u64), &'static [u8]>,
-    corrections: CorrectionsTable<'t>,
-    review_counts: ReviewCountsTable<'t>,
-    webhooks: Table<'t, &'static str, &'static [u8]>,
-    to_announce: Table<'t, &'static str, ()>,
+    runs: Lazy<'t, &'static str, &'static [u8]>,
+    log: Lazy<'t, (&'static str, &'static [u8]), &'static [u8]>,
+    by_status: Lazy<'t, (&'static str, &'static str), ()>,
+    by_workflow: Lazy<'t, (&'static str, &'static str), ()>,
+    by_key: Lazy<'t, (&'static str, &'static str), ()>,
+    queues: Lazy<'t, (&'static str, &'static str, &'static str), ()>,
+    idempotency: Lazy<'t, (&'static str, &'static str), &'static str>,
+    timers: Lazy<'t, (u64, &'static str, &'static str), ()>,
+    waits: Lazy<'t, (&'static str, &'static str, &'static str, &'static str), ()>,
+    buffer: Lazy<'t, (&'static str, &'static str, u64), &'static [u8]>,
+    inbox: Lazy<'t, (&'static str, u64), &'static [u8]>,
+    corrections: Lazy<'t, (&'static str, &'static str, u64), &'static [u8]>,
+    review_counts: Lazy<'t, (&'static str, &'static str), (u64, u64)>,
+    webhooks: Lazy<'t, &'static str, &'static [u8]>,
+    to_announce: Lazy<'t, &'static str, ()>,
+}
+
+/// A table of a [`RunBatch`], opened when first used.
+struct Lazy<'t, K: Key + 'static, V: Value + 'static> {
+    txn: &'t WriteTransaction,
+    definition: TableDefinition<'static, K, V>,
+    table: Option<Table<'t, K, V>>,
+}
+
+impl<'t, K: Key + 'static, V: Value + 'static> Lazy<'t, K, V> {
+    fn new(txn: &'t WriteTransaction, definition: TableDefinition<'static, K, V>) -> Self {
+        Lazy {
+            txn,
+            definition,
+            table: None,
+        }
+    }
+
+    /// The table, opened (and created, if it does not exist yet) on the first call.
+    fn open(&mut self) -> Result<&mut Table<'t, K, V>> {
+        if self.table.is_none() {
+            self.table = Some(self.txn.open_table(self.definition)?);
+        }
+        Ok(self.table.as_mut().expect("opened above"))
+    }
 }
 
 impl<'t> RunBatch<'t> {
-    fn open(txn: &'t WriteTransaction) -> Result<RunBatch<'t>> {
-        Ok(RunBatch {
-            runs: txn.open_table(RUNS)?,
-            log: txn.open_table(RUN_LOG)?,
-            by_status: txn.open_table(RUNS_BY_STATUS)?,
-            by_workflow: txn.open_table(RUNS_BY_WORKFLOW)?,
-            by_key: txn.open_table(RUNS_BY_KEY)?,
-            queues: txn.open_table(STEP_QUEUES)?,
-            idempotency: txn.open_table(IDEMPOTENCY_KEYS)?,
-            timers: txn.open_table(TIMERS)?,
-            waits: txn.open_table(EVENT_WAITS)?,
-            buffer: txn.open_table(EVENT_BUFFER)?,
-            inbox: txn.open_table(RUN_INBOX)?,
-            corrections: txn.open_table(CORRECTIONS)?,
-            review_counts: txn.open_table(REVIEW_COUNTS)?,
-            webhooks: txn.open_table(WEBHOOKS)?,
-            to_announce: txn.open_table(RUNS_TO_ANNOUNCE)?,
-        })
+    fn new(txn: &'t WriteTransaction) -> RunBatch<'t> {
+        RunBatch {
+            runs: Lazy::new(txn, RUNS),
+            log: Lazy::new(txn, RUN_LOG),
+            by_status: Lazy::new(txn, RUNS_BY_STATUS),
+            by_workflow: Lazy::new(txn, RUNS_BY_WORKFLOW),
+            by_key: Lazy::new(txn, RUNS_BY_KEY),
+            queues: Lazy::new(txn, STEP_QUEUES),
+            idempotency: Lazy::new(txn, IDEMPOTENCY_KEYS),
+            timers: Lazy::new(txn, TIMERS),
+            waits: Lazy::new(txn, EVENT_WAITS),
+            buffer: Lazy::new(txn, EVENT_BUFFER),
+            inbox: Lazy::new(txn, RUN_INBOX),
+            corrections: Lazy::new(txn, CORRECTIONS),
+            review_counts: Lazy::new(txn, REVIEW_COUNTS),
+            webhooks: Lazy::new(txn, WEBHOOKS),
+            to_announce: Lazy::new(txn, RUNS_TO_ANNOUNCE),
+        }
     }
 
     /// Creates every run table that does not exist yet.
     pub(super) fn create_tables(txn: &'t WriteTransaction) -> Result<()> {
-        Self::open(txn).map(drop)
+        let mut batch = Self::new(txn);
+        batch.runs.open()?;
+        batch.log.open()?;
+        batch.by_status.open()?;
+        batch.by_workflow.open()?;
+        batch.by_key.open()?;
+        batch.queues.open()?;
+        batch.idempotency.open()?;
+        batch.timers.open()?;
+        batch.waits.open()?;
+        batch.buffer.open()?;
+        batch.inbox.open()?;
+        batch.corrections.open()?;
+        batch.review_counts.open()?;
+        batch.webhooks.open()?;
+        batch.to_announce.open()?;
+        Ok(())
     }
 
     /// The run that already holds `(workflow, key)`, or `None` after reserving it for `run`.
@@ -104,18 +148,18 @@ impl<'t> RunBatch<'t> {
         key: &str,
         run: &str,
     ) -> Result<Option<String>> {
-        if let Some(existing) = self.idempotency.get((workflow, key))? {
+        if let Some(existing) = self.idempotency.open()?.get((workflow, key))? {
             return Ok(Some(existing.value().to_owned()));
         }
-        self.idempotency.insert((workflow, key), run)?;
+        self.idempotency.open()?.insert((workflow, key), run)?;
         Ok(None)
     }
 
     /// Marks `run` as finished for the webhook dispatcher; nothing when no webhook
     /// is registered.
     pub fn announce_finished(&mut self, run: &str) -> Result<()> {
-        if !self.webhooks.is_empty()? {
-            self.to_announce.insert(run, ())?;
+        if !self.webhooks.open()?.is_empty()? {
+            self.to_announce.open()?.insert(run, ())?;
         }
         Ok(())
     }
@@ -127,11 +171,15 @@ impl<'t> RunBatch<'t> {
         status: &str,
         record: &impl Serialize,
     ) -> Result<()> {
-        self.runs.insert(index.id, encode(record).as_slice())?;
-        self.by_status.insert((status, index.id), ())?;
-        self.by_workflow.insert((index.workflow, index.id), ())?;
+        self.runs
+            .open()?
+            .insert(index.id, encode(record).as_slice())?;
+        self.by_status.open()?.insert((status, index.id), ())?;
+        self.by_workflow
+            .open()?
+            .insert((index.workflow, index.id), ())?;
         if let Some(key) = index.key {
-            self.by_key.insert((key, index.id), ())?;
+            self.by_key.open()?.insert((key, index.id), ())?;
         }
         Ok(())
     }
@@ -144,10 +192,10 @@ impl<'t> RunBatch<'t> {
         new_status: &str,
         record: &impl Serialize,
     ) -> Result<()> {
-        self.runs.insert(id, encode(record).as_slice())?;
+        self.runs.open()?.insert(id, encode(record).as_slice())?;
         if old_status != new_status {
-            self.by_status.remove((old_status, id))?;
-            self.by_status.insert((new_status, id), ())?;
+            self.by_status.open()?.remove((old_status, id))?;
+            self.by_status.open()?.insert((new_status, id), ())?;
         }
         Ok(())
     }
@@ -162,17 +210,17 @@ impl<'t> RunBatch<'t> {
         to: Option<&str>,
     ) -> Result<()> {
         if let Some(from) = from {
-            self.queues.remove((from, run, path))?;
+            self.queues.open()?.remove((from, run, path))?;
         }
         if let Some(to) = to {
-            self.queues.insert((to, run, path), ())?;
+            self.queues.open()?.insert((to, run, path), ())?;
         }
         Ok(())
     }
 
     /// Writes the state of the step at `path` in `run`.
     pub fn put_step(&mut self, run: &str, path: &str, record: &impl Serialize) -> Result<()> {
-        self.log.insert(
+        self.log.open()?.insert(
             (run, run_log::step(path).as_slice()),
             encode(record).as_slice(),
         )?;
@@ -187,7 +235,7 @@ impl<'t> RunBatch<'t> {
             value.clear();
             value.extend_from_slice(&event.hash);
             value.extend_from_slice(&event.body);
-            self.log.insert(
+            self.log.open()?.insert(
                 (run, run_log::event(event.seq).as_slice()),
                 value.as_slice(),
             )?;
@@ -196,19 +244,23 @@ impl<'t> RunBatch<'t> {
             let mut head = [0u8; 40];
             head[..8].copy_from_slice(&last.seq.to_be_bytes());
             head[8..].copy_from_slice(&last.hash);
-            self.log.insert((run, run_log::HEAD), head.as_slice())?;
+            self.log
+                .open()?
+                .insert((run, run_log::HEAD), head.as_slice())?;
         }
         Ok(())
     }
 
     pub fn set_timer(&mut self, timer: &TimerEntry) -> Result<()> {
         self.timers
+            .open()?
             .insert((timer.due_ms, timer.run.as_str(), timer.path.as_str()), ())?;
         Ok(())
     }
 
     pub fn clear_timer(&mut self, timer: &TimerEntry) -> Result<()> {
         self.timers
+            .open()?
             .remove((timer.due_ms, timer.run.as_str(), timer.path.as_str()))?;
         Ok(())
     }
@@ -225,6 +277,7 @@ impl<'t> RunBatch<'t> {
     ) -> Result<Option<Vec<u8>>> {
         let buffered = match self
             .buffer
+            .open()?
             .range((name, key, 0)..=(name, key, u64::MAX))?
             .next()
         {
@@ -235,15 +288,15 @@ impl<'t> RunBatch<'t> {
             None => None,
         };
         if let Some((seq, payload)) = buffered {
-            self.buffer.remove((name, key, seq))?;
+            self.buffer.open()?.remove((name, key, seq))?;
             return Ok(Some(payload));
         }
-        self.waits.insert((name, key, run, path), ())?;
+        self.waits.open()?.insert((name, key, run, path), ())?;
         Ok(None)
     }
 
     pub fn cancel_wait(&mut self, name: &str, key: &str, run: &str, path: &str) -> Result<()> {
-        self.waits.remove((name, key, run, path))?;
+        self.waits.open()?.remove((name, key, run, path))?;
         Ok(())
     }
 
@@ -256,7 +309,7 @@ impl<'t> RunBatch<'t> {
         payload: &[u8],
     ) -> Result<Vec<(String, String)>> {
         let mut reached = Vec::new();
-        for entry in self.waits.range((name, key, "", "")..)? {
+        for entry in self.waits.open()?.range((name, key, "", "")..)? {
             let (k, _) = entry?;
             let (n, k2, run, path) = k.value();
             if n != name || k2 != key {
@@ -266,59 +319,69 @@ impl<'t> RunBatch<'t> {
         }
         for (run, path) in &reached {
             self.waits
+                .open()?
                 .remove((name, key, run.as_str(), path.as_str()))?;
         }
         if reached.is_empty() {
             let next = match self
                 .buffer
+                .open()?
                 .range((name, key, 0)..=(name, key, u64::MAX))?
                 .next_back()
             {
                 Some(last) => last?.0.value().2 + 1,
                 None => 0,
             };
-            self.buffer.insert((name, key, next), payload)?;
+            self.buffer.open()?.insert((name, key, next), payload)?;
         }
         Ok(reached)
     }
 
     /// Queues a message (operator command, decision, event) for `run`; returns its number.
     pub fn push_inbox(&mut self, run: &str, message: &impl Serialize) -> Result<u64> {
-        let next = match self.inbox.range((run, 0)..=(run, u64::MAX))?.next_back() {
+        let next = match self
+            .inbox
+            .open()?
+            .range((run, 0)..=(run, u64::MAX))?
+            .next_back()
+        {
             Some(last) => last?.0.value().1 + 1,
             None => 0,
         };
-        self.inbox.insert((run, next), encode(message).as_slice())?;
+        self.inbox
+            .open()?
+            .insert((run, next), encode(message).as_slice())?;
         Ok(next)
     }
 
     /// Removes a handled inbox message.
     pub fn remove_inbox(&mut self, run: &str, seq: u64) -> Result<()> {
-        self.inbox.remove((run, seq))?;
+        self.inbox.open()?.remove((run, seq))?;
         Ok(())
     }
 
     /// Files a person's correction of a plugin output (encoded `CorrectionRecord`).
     pub fn add_correction(&mut self, plugin: &str, action: &str, record: &[u8]) -> Result<()> {
-        append_correction(&mut self.corrections, plugin, action, record)
+        append_correction(self.corrections.open()?, plugin, action, record)
     }
 
     /// Counts a review of a plugin action's output.
     pub fn count_review(&mut self, plugin: &str, action: &str, corrected: bool) -> Result<()> {
-        count_review(&mut self.review_counts, plugin, action, corrected)
+        count_review(self.review_counts.open()?, plugin, action, corrected)
     }
 
     /// The chain head of log `run`.
-    pub fn log_head(&self, run: &str) -> Result<Option<EventHead>> {
+    pub fn log_head(&mut self, run: &str) -> Result<Option<EventHead>> {
         self.log
+            .open()?
             .get((run, run_log::HEAD))?
             .map(|v| decode_head(run, v.value()))
             .transpose()
     }
 
     /// Whether `run` exists.
-    pub fn run_exists(&self, run: &str) -> Result<bool> {
-        Ok(self.runs.get(run)?.is_some())
+    pub fn run_exists(&mut self, run: &str) -> Result<bool> {
+        Ok(self.runs.open()?.get(run)?.is_some())
     }
 }
 
@@ -328,7 +391,7 @@ impl Store {
     pub fn write_runs<R>(&self, f: impl FnOnce(&mut RunBatch<'_>) -> Result<R>) -> Result<R> {
         let txn = self.db.begin_write()?;
         let out = {
-            let mut batch = RunBatch::open(&txn)?;
+            let mut batch = RunBatch::new(&txn);
             f(&mut batch)?
         };
         txn.commit()?;
@@ -351,7 +414,7 @@ impl Store {
                 return Ok(false);
             }
             meta.insert(mark.as_str(), [].as_slice())?;
-            f(&mut RunBatch::open(&txn)?)?;
+            f(&mut RunBatch::new(&txn))?;
         }
         txn.commit()?;
         Ok(true)
