@@ -148,10 +148,11 @@ impl<'t> RunBatch<'t> {
         key: &str,
         run: &str,
     ) -> Result<Option<String>> {
-        if let Some(existing) = self.idempotency.open()?.get((workflow, key))? {
+        let keys = self.idempotency.open()?;
+        if let Some(existing) = keys.get((workflow, key))? {
             return Ok(Some(existing.value().to_owned()));
         }
-        self.idempotency.open()?.insert((workflow, key), run)?;
+        keys.insert((workflow, key), run)?;
         Ok(None)
     }
 
@@ -194,8 +195,9 @@ impl<'t> RunBatch<'t> {
     ) -> Result<()> {
         self.runs.open()?.insert(id, encode(record).as_slice())?;
         if old_status != new_status {
-            self.by_status.open()?.remove((old_status, id))?;
-            self.by_status.open()?.insert((new_status, id), ())?;
+            let by_status = self.by_status.open()?;
+            by_status.remove((old_status, id))?;
+            by_status.insert((new_status, id), ())?;
         }
         Ok(())
     }
