@@ -7,9 +7,11 @@ use super::error::ApiError;
 use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{Arc, RwLock};
 
 /// What a token's holder may do. Each role includes the ones listed after it, except
 /// that `trigger` may start runs but not steer them and `viewer` may only read.
@@ -143,9 +145,25 @@ pub enum TokenError {
 }
 
 /// The token store.
+///
+/// Valid tokens are remembered in memory by hash, so a request costs no database read.
+/// Only a revoke makes a valid token invalid, and it goes through [`Tokens::revoke`],
+/// which forgets them all: a running server holds the database's lock, so no other
+/// process can revoke behind its back. Unknown hashes are not remembered, so a flood of
+/// made-up tokens cannot grow the map.
 #[derive(Clone)]
 pub struct Tokens {
     store: Store,
+    valid: Arc<RwLock<ValidTokens>>,
+}
+
+/// The callers of the tokens found valid since the last revoke.
+#[derive(Default)]
+struct ValidTokens {
+    /// Counts revokes: a lookup that read the store before a revoke must not remember
+    /// what it read after it.
+    revokes: u64,
+    callers: HashMap<String, Caller>,
 }
 
 /// The file in the data directory that the first start writes the admin token to.
@@ -153,7 +171,10 @@ pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 
 impl Tokens {
     pub fn new(store: Store) -> Tokens {
-        Tokens { store }
+        Tokens {
+            store,
+            valid: Arc::default(),
+        }
     }
 
     /// Creates a token for `user` with `role`; returns the token (shown only now).
@@ -218,6 +239,9 @@ impl Tokens {
         if record.revoked_ms.is_none() {
             record.revoked_ms = Some(crate::engine::duration::now_ms());
             self.store.put_token(&hash, &record)?;
+            let mut valid = self.valid.write().expect("token cache lock");
+            valid.revokes += 1;
+            valid.callers.clear();
         }
         Ok(record)
     }
@@ -235,11 +259,25 @@ impl Tokens {
     /// The caller whose token has this [`Tokens::hash`], if it is not revoked: console
     /// sessions keep the hash, never the token.
     pub fn by_hash(&self, hash: &str) -> Result<Option<Caller>, TokenError> {
+        let revokes = {
+            let valid = self.valid.read().expect("token cache lock");
+            if let Some(caller) = valid.callers.get(hash) {
+                return Ok(Some(caller.clone()));
+            }
+            valid.revokes
+        };
         let record: Option<TokenRecord> = self.store.token(hash)?;
-        Ok(record.filter(|r| r.revoked_ms.is_none()).map(|r| Caller {
+        let caller = record.filter(|r| r.revoked_ms.is_none()).map(|r| Caller {
             user: r.user,
             role: r.role,
-        }))
+        });
+        if let Some(caller) = &caller {
+            let mut valid = self.valid.write().expect("token cache lock");
+            if valid.revokes == revokes {
+                valid.callers.insert(hash.to_owned(), caller.clone());
+            }
+        }
+        Ok(caller)
     }
 }
 
