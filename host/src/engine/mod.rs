@@ -950,9 +950,15 @@ impl Inner {
             return;
         };
         let finished = finished();
+        // Usually there is one waiter (a synchronous trigger): the last gets the view
+        // itself, not a copy. A waiter that gave up has dropped its receiver.
+        let mut waiters = waiters.into_iter();
+        let last = waiters.next_back();
         for waiter in waiters {
-            // A waiter that gave up has dropped its receiver.
             let _ = waiter.send(finished.clone());
+        }
+        if let Some(waiter) = last {
+            let _ = waiter.send(finished);
         }
     }
 
