@@ -4,6 +4,7 @@
 //! builds a key or opens a table.
 
 mod feedback;
+mod file;
 mod records;
 mod runs;
 mod tables;
@@ -106,10 +107,21 @@ pub struct Store {
     db: Arc<Database>,
 }
 
+/// Opens or creates the redb file at `path` on [`file::PrefilledFile`].
+fn open_database(path: &Path) -> std::result::Result<Database, redb::DatabaseError> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    Database::builder().create_with_backend(file::PrefilledFile::new(file)?)
+}
+
 impl Store {
     /// Opens (creating if needed) the database at `path` and makes sure every table exists.
     pub fn open(path: &Path) -> Result<Self> {
-        let db = Database::create(path).map_err(|source| match source {
+        let db = open_database(path).map_err(|source| match source {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
                 path: path.to_owned(),
             },
