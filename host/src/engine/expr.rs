@@ -14,6 +14,9 @@ type Filter = jaq_core::Filter<data::JustLut<Val>>;
 pub struct Expr {
     source: String,
     filter: Filter,
+    /// The keys of a plain path (`.input.url`: `input`, `url`), which most step inputs
+    /// are: walked directly, without starting jq's interpreter.
+    path: Option<Vec<Val>>,
 }
 
 impl fmt::Debug for Expr {
@@ -86,6 +89,7 @@ impl Expr {
         Ok(Expr {
             source: source.to_owned(),
             filter,
+            path: plain_path(source),
         })
     }
 
@@ -96,6 +100,9 @@ impl Expr {
 
     /// The expression's first output for `input`. No output, or a jq error, is an error.
     pub fn eval(&self, input: &Val) -> Result<Val, String> {
+        if let Some(value) = self.path.as_deref().and_then(|keys| walk(input, keys)) {
+            return Ok(value);
+        }
         let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, Vars::new([]));
         match self
             .filter
@@ -114,6 +121,36 @@ impl Expr {
     pub fn test(&self, input: &Val) -> Result<bool, String> {
         self.eval(input).map(|v| v.as_bool())
     }
+}
+
+/// The keys of `source` if it is a path of plain names (`.a.b_c`), as jq values.
+fn plain_path(source: &str) -> Option<Vec<Val>> {
+    let names = source.strip_prefix('.')?.split('.');
+    names
+        .map(|name| {
+            let mut chars = name.chars();
+            let plain = chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+            plain.then(|| string(name))
+        })
+        .collect()
+}
+
+/// What jq gives for the path `keys` of `value`, where that is certain without jq:
+/// through objects and nulls. Anything else (indexing a number, say) is left to jq,
+/// which says what went wrong.
+fn walk(value: &Val, keys: &[Val]) -> Option<Val> {
+    let mut value = value;
+    for key in keys {
+        value = match value {
+            Val::Obj(map) => map.get(key).unwrap_or(&Val::Null),
+            Val::Null => return Some(Val::Null),
+            _ => return None,
+        };
+    }
+    Some(value.clone())
 }
 
 /// Where in `source` the lexer or parser stopped, as a 1-based column.
@@ -301,6 +338,42 @@ mod tests {
         let e = Expr::compile(".input.a + 1").unwrap();
         let out = e.eval(&to_val(&json!({"input": {"a": 41}}))).unwrap();
         assert_eq!(to_json(&out).unwrap(), json!(42));
+    }
+
+    #[test]
+    fn plain_paths_answer_as_jq_does() {
+        let inputs = [
+            json!({"input": {"url": "u", "n": null}, "a_1": [1]}),
+            json!({"input": null}),
+            json!({"input": 5}),
+            json!({"input": "text"}),
+            json!(null),
+            json!([1, 2]),
+        ];
+        for source in [
+            ".input.url",
+            ".input.n.deeper",
+            ".a_1",
+            ".missing.x",
+            ".input",
+        ] {
+            let fast = Expr::compile(source).unwrap();
+            assert!(fast.path.is_some(), "{source} is a plain path");
+            let slow = Expr::compile(&format!("{source} | .")).unwrap();
+            assert!(slow.path.is_none());
+            for input in &inputs {
+                let input = to_val(input);
+                let (fast, slow) = (fast.eval(&input), slow.eval(&input));
+                match (&fast, &slow) {
+                    (Ok(f), Ok(s)) => assert_eq!(to_json(f), to_json(s), "{source} of {input}"),
+                    (Err(f), Err(_)) => assert!(f.contains(source), "{f}"),
+                    _ => panic!("{source} of {input}: {fast:?} against jq's {slow:?}"),
+                }
+            }
+        }
+        for source in [".", ".a[0]", ".a .b", ".\"a b\"", ".1a", "..a"] {
+            assert!(plain_path(source).is_none(), "{source}");
+        }
     }
 
     #[test]
