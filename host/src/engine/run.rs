@@ -1302,10 +1302,12 @@ impl Actor {
             .map_or(action.plugin.as_str(), |(n, _)| n)
             .to_owned();
         let action = action.action.clone();
-        let input = record
-            .input
-            .as_ref()
-            .map_or_else(|| "null".to_owned(), Value::to_string);
+        // `to_string`, not `Display`: it writes straight into the buffer, without
+        // going through a formatter.
+        let input = record.input.as_ref().map_or_else(
+            || "null".to_owned(),
+            |input| serde_json::to_string(input).expect("JSON values serialize"),
+        );
         let context = CallContext {
             run_id: self.run.id.clone(),
             step_id: path.clone(),
