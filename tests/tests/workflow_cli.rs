@@ -164,14 +164,26 @@ fn runs_start_show_and_list_and_reuse_an_idempotency_key() {
     assert!(err.contains("--input is not valid JSON"), "{err}");
 }
 
-/// The run log table (host/src/store/tables.rs): events are the entries keyed `e` ++ seq.
+/// The run log table (host/src/store/tables.rs): a transition's events are one entry
+/// keyed `E` ++ the first event's seq, each event as its length (u32) ++ hash ++ JSON.
 const LOG: TableDefinition<(&str, &[u8]), &[u8]> = TableDefinition::new("run_log");
 
-fn event_seq(entry: &[u8]) -> Option<u64> {
-    match entry {
-        [b'e', seq @ ..] => Some(u64::from_be_bytes(seq.try_into().ok()?)),
-        _ => None,
+/// The seq and JSON of each event in a run log entry; `None` for other entries.
+fn events_in(key: &[u8], value: &[u8]) -> Option<Vec<(u64, String)>> {
+    let [b'E', first @ ..] = key else {
+        return None;
+    };
+    let mut seq = u64::from_be_bytes(first.try_into().ok()?);
+    let (mut rest, mut events) = (value, Vec::new());
+    while let Some((len, tail)) = rest.split_first_chunk::<4>() {
+        let len = u32::from_be_bytes(*len) as usize;
+        events.push((
+            seq,
+            String::from_utf8_lossy(&tail[32..32 + len]).into_owned(),
+        ));
+        (rest, seq) = (&tail[32 + len..], seq + 1);
     }
+    Some(events)
 }
 
 #[test]
@@ -197,7 +209,7 @@ fn audit_verify_finds_an_edited_or_deleted_event() {
     assert!(cli.ok(&["audit", "verify"]).starts_with("ok: 2 runs"));
 
     // Someone with the database file edits what a step returned.
-    let (run, seq, original) = {
+    let (run, row, seq, original) = {
         let db = db(&cli.data());
         let txn = db.begin_write().unwrap();
         let target = {
@@ -206,22 +218,24 @@ fn audit_verify_finds_an_edited_or_deleted_event() {
                 .iter()
                 .unwrap()
                 .map(|e| e.unwrap())
-                .find(|(k, v)| {
-                    event_seq(k.value().1).is_some()
-                        && String::from_utf8_lossy(v.value()).contains("hi A-1")
-                })
-                .map(|(k, v)| {
-                    (
-                        (k.value().0.to_owned(), k.value().1.to_vec()),
+                .find_map(|(k, v)| {
+                    let (seq, _) = events_in(k.value().1, v.value())?
+                        .into_iter()
+                        .find(|(_, json)| json.contains("hi A-1"))?;
+                    Some((
+                        (k.value().0.to_owned(), k.value().1.to_vec(), seq),
                         v.value().to_vec(),
-                    )
+                    ))
                 })
                 .unwrap();
-            let edited = String::from_utf8_lossy(&value).replace("hi A-1", "hi A-9");
+            // Byte for byte: the entry's lengths and hashes are not text.
+            let at = value.windows(6).position(|w| w == b"hi A-1").unwrap();
+            let mut edited = value.clone();
+            edited[at + 5] = b'9';
             table
-                .insert((key.0.as_str(), key.1.as_slice()), edited.as_bytes())
+                .insert((key.0.as_str(), key.1.as_slice()), edited.as_slice())
                 .unwrap();
-            (key.0, key.1, value)
+            (key.0, key.1, key.2, value)
         };
         txn.commit().unwrap();
         target
@@ -230,15 +244,13 @@ fn audit_verify_finds_an_edited_or_deleted_event() {
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains(&format!(
-            "BROKEN: run {run} at event {}",
-            event_seq(&seq).unwrap()
-        )),
-        "{text}"
+        text.contains(&format!("BROKEN: run {run} at event {seq}")),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("edited"), "{text}");
 
-    // Deleting the last event of the other run is found too.
+    // Deleting the other run's last transition's events is found too.
     let other = {
         let db = db(&cli.data());
         let txn = db.begin_write().unwrap();
@@ -246,13 +258,13 @@ fn audit_verify_finds_an_edited_or_deleted_event() {
             let mut table = txn.open_table(LOG).unwrap();
             // Undo the edit, so only the deletion remains.
             table
-                .insert((run.as_str(), seq.as_slice()), original.as_slice())
+                .insert((run.as_str(), row.as_slice()), original.as_slice())
                 .unwrap();
             let last = table
                 .iter()
                 .unwrap()
                 .map(|e| e.unwrap())
-                .filter(|(k, _)| k.value().0 != run && event_seq(k.value().1).is_some())
+                .filter(|(k, v)| k.value().0 != run && events_in(k.value().1, v.value()).is_some())
                 .map(|(k, _)| (k.value().0.to_owned(), k.value().1.to_vec()))
                 .last()
                 .unwrap();

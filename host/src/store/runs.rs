@@ -229,27 +229,30 @@ impl<'t> RunBatch<'t> {
         Ok(())
     }
 
-    /// Appends events to a run's log and moves the chain head to the last. The engine
-    /// computes each `hash` over its `body`; the store keeps both exactly as given.
+    /// Appends events to a run's log, in one row, and moves the chain head to the last.
+    /// The events' sequences must follow on from each other. The engine computes each
+    /// `hash` over its `body`; the store keeps both exactly as given.
     pub fn append_events(&mut self, run: &str, events: &[StoredEvent]) -> Result<()> {
-        let mut value = Vec::new();
+        let (Some(first), Some(last)) = (events.first(), events.last()) else {
+            return Ok(());
+        };
+        let size = events.iter().map(|e| 36 + e.body.len()).sum();
+        let mut value = Vec::with_capacity(size);
         for event in events {
-            value.clear();
+            let len = u32::try_from(event.body.len()).expect("an event is under 4 GiB");
+            value.extend_from_slice(&len.to_be_bytes());
             value.extend_from_slice(&event.hash);
             value.extend_from_slice(&event.body);
-            self.log.open()?.insert(
-                (run, run_log::event(event.seq).as_slice()),
-                value.as_slice(),
-            )?;
         }
-        if let Some(last) = events.last() {
-            let mut head = [0u8; 40];
-            head[..8].copy_from_slice(&last.seq.to_be_bytes());
-            head[8..].copy_from_slice(&last.hash);
-            self.log
-                .open()?
-                .insert((run, run_log::HEAD), head.as_slice())?;
-        }
+        let log = self.log.open()?;
+        log.insert(
+            (run, run_log::event(run_log::EVENTS, first.seq).as_slice()),
+            value.as_slice(),
+        )?;
+        let mut head = [0u8; 40];
+        head[..8].copy_from_slice(&last.seq.to_be_bytes());
+        head[8..].copy_from_slice(&last.hash);
+        log.insert((run, run_log::HEAD), head.as_slice())?;
         Ok(())
     }
 
@@ -764,18 +767,46 @@ type RunLog = ReadOnlyTable<(&'static str, &'static [u8]), &'static [u8]>;
 
 /// One run's events in order, and its recorded chain head.
 fn read_log(log: &RunLog, run: &str) -> Result<(Vec<StoredEvent>, Option<EventHead>)> {
-    let (first, end) = run_log::section(run_log::EVENT);
+    let malformed = |seq: u64| StoreError::Malformed {
+        table: "run_log",
+        key: format!("{run}/{seq}"),
+    };
     let mut events = Vec::new();
-    for entry in log.range((run, first.as_slice())..(run, end.as_slice()))? {
-        let (key, value) = entry?;
-        let seq = <[u8; 8]>::try_from(&key.value().1[1..])
-            .map(u64::from_be_bytes)
-            .map_err(|_| StoreError::Malformed {
-                table: "run_log",
-                key: format!("{run}/event"),
-            })?;
-        events.push(stored_event(run, seq, value.value())?);
+    for kind in [run_log::EVENTS, run_log::EVENT] {
+        let (first, end) = run_log::section(kind);
+        for entry in log.range((run, first.as_slice())..(run, end.as_slice()))? {
+            let (key, value) = entry?;
+            let seq = <[u8; 8]>::try_from(&key.value().1[1..])
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::Malformed {
+                    table: "run_log",
+                    key: format!("{run}/event"),
+                })?;
+            let value = value.value();
+            if kind == run_log::EVENT {
+                events.push(stored_event(value).ok_or_else(|| malformed(seq))?);
+                events.last_mut().expect("just pushed").seq = seq;
+                continue;
+            }
+            let mut rest = value;
+            for seq in seq.. {
+                if rest.is_empty() {
+                    break;
+                }
+                let len = rest
+                    .first_chunk::<4>()
+                    .map(|len| u32::from_be_bytes(*len) as usize)
+                    .filter(|len| rest.len() >= 4 + 32 + len)
+                    .ok_or_else(|| malformed(seq))?;
+                let mut event = stored_event(&rest[4..4 + 32 + len]).expect("length checked");
+                event.seq = seq;
+                events.push(event);
+                rest = &rest[4 + 32 + len..];
+            }
+        }
     }
+    // Logs written before and after rows held several events have both kinds of row.
+    events.sort_by_key(|e| e.seq);
     Ok((events, read_head(log, run)?))
 }
 
@@ -785,17 +816,13 @@ fn read_head(log: &RunLog, run: &str) -> Result<Option<EventHead>> {
         .transpose()
 }
 
-fn stored_event(run: &str, seq: u64, value: &[u8]) -> Result<StoredEvent> {
-    if value.len() < 32 {
-        return Err(StoreError::Malformed {
-            table: "run_log",
-            key: format!("{run}/{seq}"),
-        });
-    }
-    Ok(StoredEvent {
-        seq,
-        hash: value[..32].try_into().expect("32 bytes"),
-        body: value[32..].to_vec(),
+/// A hash ++ body, as an event with no sequence yet; `None` if too short for the hash.
+fn stored_event(value: &[u8]) -> Option<StoredEvent> {
+    let (hash, body) = value.split_first_chunk::<32>()?;
+    Some(StoredEvent {
+        seq: 0,
+        hash: *hash,
+        body: body.to_vec(),
     })
 }
 
@@ -810,4 +837,96 @@ fn decode_head(run: &str, value: &[u8]) -> Result<EventHead> {
         seq: u64::from_be_bytes(value[..8].try_into().expect("8 bytes")),
         hash: value[8..].try_into().expect("32 bytes"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(seq: u64, body: &str) -> StoredEvent {
+        StoredEvent {
+            seq,
+            hash: [seq as u8; 32],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_log_reads_back_from_rows_of_one_event_and_rows_of_many() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        // What an older build wrote: one event per row.
+        let txn = store.db.begin_write().unwrap();
+        {
+            let mut log = txn.open_table(RUN_LOG).unwrap();
+            for e in [event(0, "{\"a\":0}"), event(1, "")] {
+                let mut value = e.hash.to_vec();
+                value.extend_from_slice(&e.body);
+                let key = run_log::event(run_log::EVENT, e.seq);
+                log.insert(("r1", key.as_slice()), value.as_slice())
+                    .unwrap();
+            }
+        }
+        txn.commit().unwrap();
+        // This build: a row per transition.
+        let appended = [
+            vec![event(2, "{\"b\":2}"), event(3, "{}"), event(4, "x")],
+            vec![event(5, "{\"c\":5}")],
+        ];
+        for events in &appended {
+            store
+                .write_runs(|batch| batch.append_events("r1", events))
+                .unwrap();
+        }
+        store
+            .write_runs(|batch| batch.append_events("r2", &[event(0, "other")]))
+            .unwrap();
+
+        let (events, head) = store.run_events("r1").unwrap();
+        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [0, 1, 2, 3, 4, 5]);
+        for e in &events {
+            assert_eq!(e.hash, [e.seq as u8; 32]);
+        }
+        let bodies: Vec<&[u8]> = events.iter().map(|e| e.body.as_slice()).collect();
+        assert_eq!(
+            bodies,
+            [
+                &b"{\"a\":0}"[..],
+                b"",
+                b"{\"b\":2}",
+                b"{}",
+                b"x",
+                b"{\"c\":5}"
+            ]
+        );
+        let head = head.unwrap();
+        assert_eq!((head.seq, head.hash), (5, [5; 32]));
+        assert_eq!(store.run_events("r2").unwrap().0.len(), 1);
+    }
+
+    #[test]
+    fn a_cut_short_row_of_events_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        store
+            .write_runs(|batch| batch.append_events("r1", &[event(0, "{}"), event(1, "{}")]))
+            .unwrap();
+        let txn = store.db.begin_write().unwrap();
+        {
+            let mut log = txn.open_table(RUN_LOG).unwrap();
+            let key = run_log::event(run_log::EVENTS, 0);
+            let row = log
+                .get(("r1", key.as_slice()))
+                .unwrap()
+                .unwrap()
+                .value()
+                .to_vec();
+            log.insert(("r1", key.as_slice()), &row[..row.len() - 1])
+                .unwrap();
+        }
+        txn.commit().unwrap();
+        let err = store.run_events("r1").unwrap_err().to_string();
+        assert!(err.contains("r1/1"), "{err}");
+    }
 }

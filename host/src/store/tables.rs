@@ -54,7 +54,13 @@ pub const RUN_LOG: TableDefinition<(&str, &[u8]), &[u8]> = TableDefinition::new(
 
 /// Entry keys inside [`RUN_LOG`]. Within a run they sort events, head, steps.
 pub mod run_log {
-    /// `e` ++ sequence (u64, big-endian) → 32-byte hash ++ event JSON.
+    /// `E` ++ the first event's sequence (u64, big-endian) → the events one transition
+    /// appended, with consecutive sequences, each as its body's length (u32,
+    /// big-endian) ++ 32-byte hash ++ event JSON. One row per transition rather than
+    /// per event: each row costs its own walk down the tree.
+    pub const EVENTS: u8 = b'E';
+    /// `e` ++ sequence (u64, big-endian) → 32-byte hash ++ event JSON: one event per
+    /// row, as builds before [`EVENTS`] wrote them. Still read, no longer written.
     pub const EVENT: u8 = b'e';
     /// The chain head: the last sequence (u64, big-endian) ++ its hash, which lets
     /// `audit verify` notice events cut off the end of a log.
@@ -63,8 +69,9 @@ pub mod run_log {
     /// inside a for-each iteration (`lines[3].check`).
     pub const STEP: u8 = b's';
 
-    pub fn event(seq: u64) -> [u8; 9] {
-        let mut key = [EVENT; 9];
+    /// The key of the row of `kind` ([`EVENTS`] or [`EVENT`]) that starts at `seq`.
+    pub fn event(kind: u8, seq: u64) -> [u8; 9] {
+        let mut key = [kind; 9];
         key[1..].copy_from_slice(&seq.to_be_bytes());
         key
     }
