@@ -203,22 +203,50 @@ fn run(store: Store, rx: mpsc::Receiver<Job>, published: Published, queued: &Ato
     let mut jobs = Vec::new();
     while let Ok(first) = rx.recv() {
         jobs.push(first);
-        while jobs.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
-        }
-        queued.fetch_sub(jobs.len(), Ordering::Relaxed);
-        commit(&store, &mut jobs, &published);
+        take_waiting(&rx, &mut jobs, queued);
+        queued.fetch_sub(1, Ordering::Relaxed);
+        commit(&store, &mut jobs, &published, |jobs| {
+            take_waiting(&rx, jobs, queued)
+        });
     }
 }
 
-/// Commits `jobs` in one transaction, leaving the buffer empty. If that fails, each job
-/// is tried alone, so one bad job cannot fail the others.
-fn commit(store: &Store, jobs: &mut Vec<Job>, published: &Published) {
-    let together: Result<Vec<Applied>, StoreError> =
-        store.write_runs(|batch| jobs.iter().map(|job| apply(batch, job)).collect());
+/// Moves the jobs already waiting in `rx` into `jobs` (up to [`MAX_BATCH`]); whether
+/// there were any.
+fn take_waiting(rx: &mpsc::Receiver<Job>, jobs: &mut Vec<Job>, queued: &AtomicUsize) -> bool {
+    let before = jobs.len();
+    while jobs.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(job) => jobs.push(job),
+            Err(_) => break,
+        }
+    }
+    queued.fetch_sub(jobs.len() - before, Ordering::Relaxed);
+    jobs.len() > before
+}
+
+/// Commits `jobs` in one transaction, leaving the buffer empty. Before committing it
+/// applies what `more` adds to `jobs` too, until it adds nothing: jobs that arrived
+/// while the others were applied would otherwise wait for this commit's `fdatasync`
+/// and then for one of their own. If the transaction fails, each job is tried alone,
+/// so one bad job cannot fail the others.
+fn commit(
+    store: &Store,
+    jobs: &mut Vec<Job>,
+    published: &Published,
+    mut more: impl FnMut(&mut Vec<Job>) -> bool,
+) {
+    let together: Result<Vec<Applied>, StoreError> = store.write_runs(|batch| {
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        loop {
+            for job in &jobs[outcomes.len()..] {
+                outcomes.push(apply(batch, job)?);
+            }
+            if !more(jobs) {
+                return Ok(outcomes);
+            }
+        }
+    });
     match together {
         Ok(outcomes) => {
             let feed = published.committed();
