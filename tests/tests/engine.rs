@@ -54,6 +54,51 @@ steps:
     assert_chains_intact(&t);
 }
 
+/// Inputs made only of plain paths are read straight from the run, not through jq:
+/// they must give what jq gives, and leave what only jq can answer (an error) to jq.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_path_inputs_read_as_jq_would() {
+    let t = TestEngine::with_plugins(&["echo"]).await;
+    t.apply(
+        r#"
+name: paths
+key: .input.id
+steps:
+  - id: first
+    call: echo/echo
+    input: { message: .input.person.name }
+  - id: second
+    call: echo/echo
+    input: { message: .steps.first.output.message }
+  - id: keyed
+    call: echo/echo
+    input: { message: .key }
+  - id: later
+    call: echo/echo
+    input: { message: .steps.never.output.message }
+"#,
+    );
+    let view = t
+        .run("paths", json!({"id": "K-7", "person": {"name": "Ada"}}))
+        .await;
+    assert_eq!(step(&view, "first").input, Some(json!({"message": "Ada"})));
+    assert_eq!(step(&view, "second").input, Some(json!({"message": "Ada"})));
+    assert_eq!(step(&view, "keyed").input, Some(json!({"message": "K-7"})));
+    // A step that has not run reads as null, which the action's schema refuses.
+    assert_eq!(step(&view, "later").input, Some(json!({"message": null})));
+    assert_eq!(view.run.failure.as_ref().unwrap().code, "invalid_input");
+
+    // Indexing a string is jq's error, named as jq names it.
+    let view = t.run("paths", json!({"id": "K-8", "person": "Ada"})).await;
+    let failure = view.run.failure.as_ref().unwrap();
+    assert_eq!(failure.code, "input_mapping", "{failure:?}");
+    assert!(
+        failure.message.contains(".input.person.name"),
+        "{failure:?}"
+    );
+    assert!(failure.message.contains("cannot index"), "{failure:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rule_routes_on_its_outcome() {
     let t = TestEngine::with_plugins(&["invoice_rules"]).await;

@@ -14,9 +14,11 @@ type Filter = jaq_core::Filter<data::JustLut<Val>>;
 pub struct Expr {
     source: String,
     filter: Filter,
-    /// The keys of a plain path (`.input.url`: `input`, `url`), which most step inputs
+    /// The names of a plain path (`.input.url`: `input`, `url`), which most step inputs
     /// are: walked directly, without starting jq's interpreter.
-    path: Option<Vec<Val>>,
+    path: Option<Vec<String>>,
+    /// The same names as jq strings, to look up in jq objects.
+    keys: Vec<Val>,
 }
 
 impl fmt::Debug for Expr {
@@ -86,10 +88,12 @@ impl Expr {
                 }
                 problems.join("; ")
             })?;
+        let path = plain_path(source);
         Ok(Expr {
             source: source.to_owned(),
             filter,
-            path: plain_path(source),
+            keys: path.iter().flatten().map(|name| string(name)).collect(),
+            path,
         })
     }
 
@@ -100,7 +104,9 @@ impl Expr {
 
     /// The expression's first output for `input`. No output, or a jq error, is an error.
     pub fn eval(&self, input: &Val) -> Result<Val, String> {
-        if let Some(value) = self.path.as_deref().and_then(|keys| walk(input, keys)) {
+        if self.path.is_some()
+            && let Some(value) = walk(input, &self.keys)
+        {
             return Ok(value);
         }
         let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, Vars::new([]));
@@ -123,8 +129,8 @@ impl Expr {
     }
 }
 
-/// The keys of `source` if it is a path of plain names (`.a.b_c`), as jq values.
-fn plain_path(source: &str) -> Option<Vec<Val>> {
+/// The names of `source` if it is a path of plain names (`.a.b_c`).
+fn plain_path(source: &str) -> Option<Vec<String>> {
     let names = source.strip_prefix('.')?.split('.');
     names
         .map(|name| {
@@ -133,7 +139,7 @@ fn plain_path(source: &str) -> Option<Vec<Val>> {
                 .next()
                 .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-            plain.then(|| string(name))
+            plain.then(|| name.to_owned())
         })
         .collect()
 }
@@ -147,6 +153,20 @@ fn walk(value: &Val, keys: &[Val]) -> Option<Val> {
         value = match value {
             Val::Obj(map) => map.get(key).unwrap_or(&Val::Null),
             Val::Null => return Some(Val::Null),
+            _ => return None,
+        };
+    }
+    Some(value.clone())
+}
+
+/// [`walk`] for JSON: what jq gives for the path `names` of `value`, where that is
+/// certain without jq.
+pub fn walk_json(value: &serde_json::Value, names: &[String]) -> Option<serde_json::Value> {
+    let mut value = value;
+    for name in names {
+        value = match value {
+            serde_json::Value::Object(map) => map.get(name).unwrap_or(&serde_json::Value::Null),
+            serde_json::Value::Null => return Some(serde_json::Value::Null),
             _ => return None,
         };
     }
@@ -319,6 +339,29 @@ impl Template {
         })
     }
 
+    /// The template's value without jq, when every expression in it is a plain path
+    /// that `resolve` answers (with what jq would give for it); `None` otherwise. It
+    /// saves building the jq view of a run, and converting values into it and back.
+    pub fn eval_paths(
+        &self,
+        resolve: &impl Fn(&[String]) -> Option<serde_json::Value>,
+    ) -> Option<serde_json::Value> {
+        Some(match self {
+            Template::Expr(e) => resolve(e.path.as_deref()?)?,
+            Template::Literal(v) => to_json(v).ok()?,
+            Template::Array(items) => items
+                .iter()
+                .map(|t| t.eval_paths(resolve))
+                .collect::<Option<_>>()?,
+            Template::Object(entries) => serde_json::Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, t)| Some((k.clone(), t.eval_paths(resolve)?)))
+                    .collect::<Option<_>>()?,
+            ),
+        })
+    }
+
     /// Top-level keys of an object template (for checking an action's required fields).
     pub fn keys(&self) -> Option<Vec<&str>> {
         match self {
@@ -374,6 +417,28 @@ mod tests {
         for source in [".", ".a[0]", ".a .b", ".\"a b\"", ".1a", "..a"] {
             assert!(plain_path(source).is_none(), "{source}");
         }
+    }
+
+    #[test]
+    fn templates_of_plain_paths_evaluate_without_jq_as_with_it() {
+        let context = json!({"input": {"a": {"b": [1, 2.5]}, "s": "x"}, "n": null});
+        let template = Template::compile(&json!({
+            "ab": ".input.a.b", "deep": ".n.x.y", "missing": ".input.zz",
+            "list": [".input.s", 3, true, null], "nested": {"s": ".input.s"}
+        }))
+        .unwrap();
+        let resolve = |names: &[String]| walk_json(&context, names);
+        let fast = template
+            .eval_paths(&resolve)
+            .expect("every leaf is a plain path");
+        let slow = to_json(&template.eval(&to_val(&context)).unwrap()).unwrap();
+        assert_eq!(fast, slow);
+        // Anything else is left to jq: an expression, or a path jq would refuse.
+        let computed = Template::compile(&json!({"n": ".input.a.b | length"})).unwrap();
+        assert!(computed.eval_paths(&resolve).is_none());
+        let refused = Template::compile(&json!({"c": ".input.s.c"})).unwrap();
+        assert!(refused.eval_paths(&resolve).is_none());
+        assert!(refused.eval(&to_val(&context)).is_err());
     }
 
     #[test]

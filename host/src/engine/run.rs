@@ -8,7 +8,9 @@
 use super::Inner;
 use super::audit::{EventKind, chain, head_of};
 use super::duration::{format_ms, now_ms, parse_time};
-use super::expr::{Val, field, object, set_nested_field, string, to_json, to_val, with_field};
+use super::expr::{
+    Template, Val, field, object, set_nested_field, string, to_json, to_val, walk_json, with_field,
+};
 use super::state::*;
 use super::task::{Decision, Person, Review, Tally, TaskRefusal, TaskState, user_of};
 use super::workflow::{
@@ -971,27 +973,30 @@ impl Actor {
         let prefix = path_prefix(path).to_owned();
         let workflow = self.workflow.clone();
         let step = &workflow.steps[path_step(path)];
+        // Calls and rules first: their input often needs no jq view of the run, which
+        // every other kind of step is decided on.
+        if let StepKind::Call(_) | StepKind::Rule(_) = &step.kind {
+            let record = &self.steps[path];
+            let input = match (&record.input_override, &step.input) {
+                (Some(input), _) => Ok(input.clone()),
+                (None, Some(template)) => self.eval_input(&prefix, template),
+                (None, None) => Ok(self.run.input.clone()),
+            };
+            return match input {
+                Ok(input) => {
+                    self.steps.get_mut(path).expect("open").input = Some(input);
+                    self.begin_attempt(path);
+                }
+                Err(e) => self.step_failed(
+                    path,
+                    mapping_failure(step, "input_mapping", format!("input: {e}")),
+                ),
+            };
+        }
         let context = self.context(&prefix);
         let now = now_ms();
         match &step.kind {
-            StepKind::Call(_) | StepKind::Rule(_) => {
-                let record = &self.steps[path];
-                let input = match (&record.input_override, &step.input) {
-                    (Some(input), _) => Ok(input.clone()),
-                    (None, Some(template)) => template.eval(&context).and_then(|v| to_json(&v)),
-                    (None, None) => Ok(self.run.input.clone()),
-                };
-                match input {
-                    Ok(input) => {
-                        self.steps.get_mut(path).expect("open").input = Some(input);
-                        self.begin_attempt(path);
-                    }
-                    Err(e) => self.step_failed(
-                        path,
-                        mapping_failure(step, "input_mapping", format!("input: {e}")),
-                    ),
-                }
-            }
+            StepKind::Call(_) | StepKind::Rule(_) => unreachable!("started above"),
             StepKind::Branch(cases) => {
                 let mut chosen = None;
                 for (condition, target) in cases {
@@ -1713,6 +1718,47 @@ impl Actor {
             .and_then(|from| self.steps.get(from))
             .and_then(|s| s.output.clone())
             .unwrap_or(Value::Null)
+    }
+
+    /// A call's or rule's input from its template: without jq when the template is
+    /// plain paths into the run's input and earlier outputs (see [`Actor::resolve`]).
+    fn eval_input(&mut self, prefix: &str, template: &Template) -> Result<Value, String> {
+        if let Some(input) = template.eval_paths(&|names| self.resolve(prefix, names)) {
+            return Ok(input);
+        }
+        let context = self.context(prefix);
+        template.eval(&context).and_then(|v| to_json(&v))
+    }
+
+    /// What jq would give for the plain path `names` in the view of steps under
+    /// `prefix` ([`Actor::context`]), read straight from the run: `.input…`, `.key`
+    /// and `.steps.<id>.output…` at the top level. `None` for anything else, which
+    /// is left to jq.
+    fn resolve(&self, prefix: &str, names: &[String]) -> Option<Value> {
+        if !prefix.is_empty() {
+            return None;
+        }
+        match names {
+            [first, rest @ ..] if first == "input" => walk_json(&self.run.input, rest),
+            [first] if first == "key" => {
+                Some(self.run.key.clone().map_or(Value::Null, Value::String))
+            }
+            [first, id, rest @ ..] if first == "steps" => {
+                // Only finished steps are in the view; the rest read as null.
+                let record = self
+                    .steps
+                    .get(id.as_str())
+                    .filter(|r| r.output.is_some() || r.failure.is_some());
+                match (record, rest) {
+                    (None, _) => Some(Value::Null),
+                    (Some(record), [output, rest @ ..]) if output == "output" => {
+                        walk_json(record.output.as_ref().unwrap_or(&Value::Null), rest)
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
     }
 
     /// The jq input for steps under `prefix`: `.input`, `.key`, `.run`, `.steps`, and
