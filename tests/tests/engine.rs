@@ -203,6 +203,56 @@ async fn a_rules_decision_shares_the_commit_of_the_step_that_fed_it() {
     );
 }
 
+/// A caller waiting for a run's end gets the final view when the end is committed,
+/// even while a call the run no longer needs is still in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_hears_of_a_cancel_before_the_call_in_flight_returns() {
+    let slow = StandIn::start(|_| {
+        std::thread::sleep(Duration::from_secs(3));
+        Reply::json(200, json!({"late": true}))
+    });
+    let t = TestEngine::with_plugins(&["echo"]).await;
+    t.allow("echo", &slow);
+    t.apply(&format!(
+        r#"
+name: slow
+steps:
+  - id: fetch
+    call: echo/fetch
+    input: {{ url: '"{}"' }}
+"#,
+        slow.url("/slow")
+    ));
+    let id = t.start("slow", json!({})).await;
+    let waiting = {
+        let engine = t.engine.clone();
+        let id = id.clone();
+        tokio::spawn(async move { engine.wait_for(&id, Duration::from_secs(30)).await })
+    };
+    // The stand-in takes 3 s to answer: half a second in, the call is in flight.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(t.engine.run(&id).unwrap().run.status, RunStatus::Running);
+    let cancelled_at = Instant::now();
+    t.engine
+        .command(
+            &id,
+            InboxMessage::Cancel {
+                actor: "ops".into(),
+                reason: None,
+            },
+        )
+        .await
+        .unwrap();
+    let view = waiting.await.unwrap().unwrap();
+    assert!(
+        cancelled_at.elapsed() < Duration::from_secs(2),
+        "told only after the call returned: {:?}",
+        cancelled_at.elapsed()
+    );
+    assert_eq!(view.run.status, RunStatus::Cancelled);
+    assert_eq!(step(&view, "fetch").status, StepStatus::Cancelled);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_effect_free_call_shares_the_commit_and_has_no_network() {
     let server = StandIn::start(|_| Reply::json(200, json!({"vendor": "V"})));

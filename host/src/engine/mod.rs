@@ -163,7 +163,7 @@ pub(crate) struct Inner {
     metrics: crate::metrics::Metrics,
     /// Callers waiting for one run's status to change; a run that finishes hands them
     /// its final view, so they need not read it back.
-    waiters: Mutex<HashMap<String, Vec<oneshot::Sender<Option<RunView>>>>>,
+    waiters: Mutex<HashMap<String, Vec<Waiter>>>,
 }
 
 /// The workflow engine. Cheap to clone.
@@ -915,9 +915,8 @@ impl Inner {
         remove_own(&mut self.live.lock().expect("live lock"), id, handle);
     }
 
-    /// Tells watchers of run `id` its new status; waiters of a finished run get `view`.
-    fn announce(&self, id: &str, status: RunStatus, view: impl FnOnce() -> RunView) {
-        self.tell_waiters(id, || status.is_finished().then(view));
+    /// Tells the status streams that run `id` has a new status.
+    fn announce(&self, id: &str, status: RunStatus) {
         if self.updates.receiver_count() > 0 {
             let _ = self.updates.send(RunUpdate {
                 run_id: id.to_owned(),
@@ -940,26 +939,17 @@ impl Inner {
 
     /// Tells `wait_for` callers of run `id` to look again.
     fn wake_waiters(&self, id: &str) {
-        self.tell_waiters(id, || None);
+        tell(self.take_waiters(id), None);
     }
 
-    /// Hands `wait_for` callers of run `id` what `finished` gives (the final view, or
-    /// `None`: look again); it is only computed when someone waits.
-    fn tell_waiters(&self, id: &str, finished: impl FnOnce() -> Option<RunView>) {
-        let Some(waiters) = self.waiters.lock().expect("waiters lock").remove(id) else {
-            return;
-        };
-        let finished = finished();
-        // Usually there is one waiter (a synchronous trigger): the last gets the view
-        // itself, not a copy. A waiter that gave up has dropped its receiver.
-        let mut waiters = waiters.into_iter();
-        let last = waiters.next_back();
-        for waiter in waiters {
-            let _ = waiter.send(finished.clone());
-        }
-        if let Some(waiter) = last {
-            let _ = waiter.send(finished);
-        }
+    /// Takes the `wait_for` callers of run `id` out of the list, to be told by the
+    /// caller (with [`tell`]).
+    fn take_waiters(&self, id: &str) -> Vec<Waiter> {
+        self.waiters
+            .lock()
+            .expect("waiters lock")
+            .remove(id)
+            .unwrap_or_default()
     }
 
     fn unknown_workflow(&self, name: &str) -> EngineError {
@@ -1032,6 +1022,23 @@ impl Inner {
 }
 
 /// Removes `id`'s entry only if it is `handle`: never another actor's.
+/// A `wait_for` caller: told the final view of a finished run, or `None` (look again).
+type Waiter = oneshot::Sender<Option<RunView>>;
+
+/// Tells `waiters` what `view` is. Usually there is one (a synchronous trigger): the
+/// last gets the view itself, not a copy. A waiter that gave up has dropped its
+/// receiver.
+fn tell(waiters: Vec<Waiter>, view: Option<RunView>) {
+    let mut waiters = waiters.into_iter();
+    let last = waiters.next_back();
+    for waiter in waiters {
+        let _ = waiter.send(view.clone());
+    }
+    if let Some(waiter) = last {
+        let _ = waiter.send(view);
+    }
+}
+
 fn remove_own(live: &mut HashMap<String, Arc<Live>>, id: &str, handle: &Arc<Live>) {
     if live.get(id).is_some_and(|h| Arc::ptr_eq(h, handle)) {
         live.remove(id);

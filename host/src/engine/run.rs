@@ -5,7 +5,6 @@
 //! One task per live run owns that run's state; nothing else changes it. Commands from
 //! outside (decisions, events, operator actions) arrive through the run's durable inbox.
 
-use super::Inner;
 use super::audit::{EventKind, chain, head_of};
 use super::duration::{format_ms, now_ms, parse_time};
 use super::expr::{
@@ -17,6 +16,7 @@ use super::workflow::{
     Effects, HumanTask, Next, NotBy, OnError, Step, StepKind, Target, WaitKind, Workflow,
 };
 use super::writer::{Job, ReviewJob, TransitionJob, TransitionOutcome, encode};
+use super::{Inner, Waiter, tell};
 use crate::registry::{CallReport, Pin};
 use crate::runtime::{CallContext, Failure, Network};
 use crate::store::CorrectionRecord;
@@ -101,6 +101,10 @@ struct Actor {
     inflight: FuturesUnordered<BoxFuture<'static, CallDone>>,
     /// Inbox messages handled but not yet committed as handled.
     inbox_seen: BTreeSet<u64>,
+    /// Callers waiting for the run's end when it was committed, still to be given the
+    /// final view: by [`Actor::hand_over`] if the actor parks straight after, which
+    /// moves the state instead of copying it; by [`Actor::tell_finished`] otherwise.
+    finished_waiters: Vec<Waiter>,
 }
 
 /// A run being created: its first transitions are computed before anything is written,
@@ -222,6 +226,7 @@ impl Actor {
             new_timers: Vec::new(),
             inflight: FuturesUnordered::new(),
             inbox_seen: BTreeSet::new(),
+            finished_waiters: Vec::new(),
         };
         actor.recover_interrupted();
         actor
@@ -230,19 +235,48 @@ impl Actor {
     /// Runs until the run parks or finishes. A storage failure stops it; its state stays
     /// as last committed, and the next start of the engine resumes it from there.
     async fn drive(mut self) {
-        if let Err(e) = self.run().await {
-            let id = &self.run.id;
-            eprintln!(
-                "baton: run {id} stopped; it continues from its last committed state after a restart: {e}"
-            );
-            self.inflight.clear();
-            self.inner.forget(id, &self.live);
+        match self.run().await {
+            Ok(()) => self.hand_over(),
+            Err(e) => self.stopped(&e),
         }
+    }
+
+    fn stopped(&mut self, e: &str) {
+        let id = &self.run.id;
+        eprintln!(
+            "baton: run {id} stopped; it continues from its last committed state after a restart: {e}"
+        );
+        self.inflight.clear();
+        self.inner.forget(id, &self.live);
+        // Waiters not told see their channel close and read the run from the store.
+    }
+
+    /// After parking: gives the waiters of the run's end the final view, made of the
+    /// actor's own state, which nothing needs any more.
+    fn hand_over(mut self) {
+        if self.finished_waiters.is_empty() {
+            return;
+        }
+        let waiters = std::mem::take(&mut self.finished_waiters);
+        tell(waiters, Some(RunView::new(self.run, self.steps)));
+    }
+
+    /// Gives the waiters of the run's end a copy of the final view, before the actor
+    /// goes on (a message came in, or calls are still in flight).
+    fn tell_finished(&mut self) {
+        if self.finished_waiters.is_empty() {
+            return;
+        }
+        let steps = self.steps.iter().map(|(p, s)| (p.clone(), s.clone()));
+        let view = RunView::new(self.run.clone(), steps);
+        tell(std::mem::take(&mut self.finished_waiters), Some(view));
     }
 
     async fn run(&mut self) -> Result<(), String> {
         loop {
             if self.live.take() & WAKE_INBOX != 0 {
+                // The run's end is told as committed, before a message changes anything.
+                self.tell_finished();
                 self.absorb_inbox()?;
             }
             self.advance();
@@ -254,13 +288,14 @@ impl Actor {
                 }
             }
             self.launch();
+            if self.inflight.is_empty()
+                && !self.live.pending()
+                && self.inner.park(&self.run.id, &self.live)
+            {
+                return Ok(());
+            }
+            self.tell_finished();
             if self.inflight.is_empty() {
-                if self.live.pending() {
-                    continue;
-                }
-                if self.inner.park(&self.run.id, &self.live) {
-                    return Ok(());
-                }
                 continue;
             }
             tokio::select! {
@@ -343,11 +378,13 @@ impl Actor {
             self.inner.timers.add(due, &self.run.id);
         }
         if status_changed {
-            let view = || {
-                let steps = self.steps.iter().map(|(p, s)| (p.clone(), s.clone()));
-                RunView::new(self.run.clone(), steps)
-            };
-            self.inner.announce(&self.run.id, self.run.status, view);
+            if self.run.status.is_finished() {
+                let waiters = self.inner.take_waiters(&self.run.id);
+                self.finished_waiters.extend(waiters);
+            } else {
+                self.inner.wake_waiters(&self.run.id);
+            }
+            self.inner.announce(&self.run.id, self.run.status);
         } else if handled_inbox {
             // `wait_for` holds off while a parked run has messages; now it has fewer.
             self.inner.wake_waiters(&self.run.id);
