@@ -11,6 +11,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+/// An operator cancels run `id`.
+async fn cancel(t: &TestEngine, id: &str) {
+    let cancel = InboxMessage::Cancel {
+        actor: "ops".into(),
+        reason: None,
+    };
+    t.engine.command(id, cancel).await.unwrap();
+}
+
 fn assert_chains_intact(t: &TestEngine) {
     let report = audit::verify(t.engine.store()).unwrap();
     assert!(report.broken.is_none(), "{:?}", report.broken);
@@ -233,16 +242,7 @@ steps:
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(t.engine.run(&id).unwrap().run.status, RunStatus::Running);
     let cancelled_at = Instant::now();
-    t.engine
-        .command(
-            &id,
-            InboxMessage::Cancel {
-                actor: "ops".into(),
-                reason: None,
-            },
-        )
-        .await
-        .unwrap();
+    cancel(&t, &id).await;
     let view = waiting.await.unwrap().unwrap();
     assert!(
         cancelled_at.elapsed() < Duration::from_secs(2),
@@ -875,16 +875,7 @@ steps:
     assert_eq!(step(&restarted, "check").generation, 2);
 
     // Cancel: the wait is dropped, the run is cancelled, and an event no longer reaches it.
-    t.engine
-        .command(
-            &id,
-            InboxMessage::Cancel {
-                actor: "ops".into(),
-                reason: None,
-            },
-        )
-        .await
-        .unwrap();
+    cancel(&t, &id).await;
     let cancelled = t.settled(&id).await;
     assert_eq!(cancelled.run.status, RunStatus::Cancelled);
     assert_eq!(step(&cancelled, "hold").status, StepStatus::Cancelled);
