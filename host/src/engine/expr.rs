@@ -14,9 +14,14 @@ type Filter = jaq_core::Filter<data::JustLut<Val>>;
 pub struct Expr {
     source: String,
     filter: Filter,
-    /// The names of a plain path (`.input.url`: `input`, `url`), which most step inputs
-    /// are: walked directly, without starting jq's interpreter.
-    path: Option<Vec<String>>,
+    /// Set if the expression is a plain path (`.input.url`), as most step inputs are:
+    /// walked directly, without starting jq's interpreter.
+    path: Option<PlainPath>,
+}
+
+/// The names of a plain path (`.input.url`: `input`, `url`).
+struct PlainPath {
+    names: Vec<String>,
     /// The same names as jq strings, to look up in jq objects.
     keys: Vec<Val>,
 }
@@ -88,12 +93,13 @@ impl Expr {
                 }
                 problems.join("; ")
             })?;
-        let path = plain_path(source);
         Ok(Expr {
             source: source.to_owned(),
             filter,
-            keys: path.iter().flatten().map(|name| string(name)).collect(),
-            path,
+            path: plain_path(source).map(|names| PlainPath {
+                keys: names.iter().map(|name| string(name)).collect(),
+                names,
+            }),
         })
     }
 
@@ -104,9 +110,7 @@ impl Expr {
 
     /// The expression's first output for `input`. No output, or a jq error, is an error.
     pub fn eval(&self, input: &Val) -> Result<Val, String> {
-        if self.path.is_some()
-            && let Some(value) = walk(input, &self.keys)
-        {
+        if let Some(value) = self.path.as_ref().and_then(|p| walk(input, &p.keys)) {
             return Ok(value);
         }
         let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, Vars::new([]));
@@ -347,7 +351,7 @@ impl Template {
         resolve: &impl Fn(&[String]) -> Option<serde_json::Value>,
     ) -> Option<serde_json::Value> {
         Some(match self {
-            Template::Expr(e) => resolve(e.path.as_deref()?)?,
+            Template::Expr(e) => resolve(&e.path.as_ref()?.names)?,
             Template::Literal(v) => to_json(v).ok()?,
             Template::Array(items) => items
                 .iter()

@@ -203,8 +203,8 @@ fn run(store: Store, rx: mpsc::Receiver<Job>, published: Published, queued: &Ato
     let mut jobs = Vec::new();
     while let Ok(first) = rx.recv() {
         jobs.push(first);
-        take_waiting(&rx, &mut jobs, queued);
         queued.fetch_sub(1, Ordering::Relaxed);
+        take_waiting(&rx, &mut jobs, queued);
         commit(&store, &mut jobs, &published, |jobs| {
             take_waiting(&rx, jobs, queued)
         });

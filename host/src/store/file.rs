@@ -42,18 +42,23 @@ struct Filled {
     bits: Vec<u64>,
 }
 
+/// Where chunk `chunk`'s bit is in [`Filled::bits`]: the word, and the mask in it.
+fn bit_of(chunk: u64) -> (usize, u64) {
+    ((chunk / 64) as usize, 1 << (chunk % 64))
+}
+
 impl Filled {
     fn contains(&self, chunk: u64) -> bool {
-        let (word, bit) = ((chunk / 64) as usize, chunk % 64);
-        chunk * CHUNK < self.opened_len || self.bits.get(word).is_some_and(|w| w & (1 << bit) != 0)
+        let (word, mask) = bit_of(chunk);
+        chunk * CHUNK < self.opened_len || self.bits.get(word).is_some_and(|w| w & mask != 0)
     }
 
     fn insert(&mut self, chunk: u64) {
-        let (word, bit) = ((chunk / 64) as usize, chunk % 64);
+        let (word, mask) = bit_of(chunk);
         if self.bits.len() <= word {
             self.bits.resize(word + 1, 0);
         }
-        self.bits[word] |= 1 << bit;
+        self.bits[word] |= mask;
     }
 
     /// Forgets the chunks that start at or after `len`: cut off, they are holes when
@@ -62,7 +67,8 @@ impl Filled {
     fn truncate(&mut self, len: u64) {
         let first_gone = len.div_ceil(CHUNK);
         for chunk in first_gone..(self.bits.len() as u64 * 64) {
-            self.bits[(chunk / 64) as usize] &= !(1 << (chunk % 64));
+            let (word, mask) = bit_of(chunk);
+            self.bits[word] &= !mask;
         }
         self.opened_len = self.opened_len.min(len);
     }

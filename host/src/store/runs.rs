@@ -767,10 +767,6 @@ type RunLog = ReadOnlyTable<(&'static str, &'static [u8]), &'static [u8]>;
 
 /// One run's events in order, and its recorded chain head.
 fn read_log(log: &RunLog, run: &str) -> Result<(Vec<StoredEvent>, Option<EventHead>)> {
-    let malformed = |seq: u64| StoreError::Malformed {
-        table: "run_log",
-        key: format!("{run}/{seq}"),
-    };
     let mut events = Vec::new();
     for kind in [run_log::EVENTS, run_log::EVENT] {
         let (first, end) = run_log::section(kind);
@@ -782,32 +778,45 @@ fn read_log(log: &RunLog, run: &str) -> Result<(Vec<StoredEvent>, Option<EventHe
                     table: "run_log",
                     key: format!("{run}/event"),
                 })?;
-            let value = value.value();
-            if kind == run_log::EVENT {
-                events.push(stored_event(value).ok_or_else(|| malformed(seq))?);
-                events.last_mut().expect("just pushed").seq = seq;
-                continue;
-            }
-            let mut rest = value;
-            for seq in seq.. {
-                if rest.is_empty() {
-                    break;
-                }
-                let len = rest
-                    .first_chunk::<4>()
-                    .map(|len| u32::from_be_bytes(*len) as usize)
-                    .filter(|len| rest.len() >= 4 + 32 + len)
-                    .ok_or_else(|| malformed(seq))?;
-                let mut event = stored_event(&rest[4..4 + 32 + len]).expect("length checked");
-                event.seq = seq;
+            let row = value.value();
+            let decoded = if kind == run_log::EVENTS {
+                decode_events(seq, row, &mut events)
+            } else if let Some(event) = stored_event(seq, row) {
                 events.push(event);
-                rest = &rest[4 + 32 + len..];
-            }
+                Ok(())
+            } else {
+                Err(seq)
+            };
+            decoded.map_err(|seq| StoreError::Malformed {
+                table: "run_log",
+                key: format!("{run}/{seq}"),
+            })?;
         }
     }
     // Logs written before and after rows held several events have both kinds of row.
     events.sort_by_key(|e| e.seq);
     Ok((events, read_head(log, run)?))
+}
+
+/// Appends the events of a row of several ([`run_log::EVENTS`]), the first numbered
+/// `seq`, to `events`; on a row cut short, the sequence of the event it cuts.
+fn decode_events(
+    mut seq: u64,
+    mut row: &[u8],
+    events: &mut Vec<StoredEvent>,
+) -> std::result::Result<(), u64> {
+    while !row.is_empty() {
+        let (len, rest) = row.split_first_chunk::<4>().ok_or(seq)?;
+        let len = 32 + u32::from_be_bytes(*len) as usize;
+        let event = rest
+            .get(..len)
+            .and_then(|e| stored_event(seq, e))
+            .ok_or(seq)?;
+        events.push(event);
+        row = &rest[len..];
+        seq += 1;
+    }
+    Ok(())
 }
 
 fn read_head(log: &RunLog, run: &str) -> Result<Option<EventHead>> {
@@ -816,11 +825,11 @@ fn read_head(log: &RunLog, run: &str) -> Result<Option<EventHead>> {
         .transpose()
 }
 
-/// A hash ++ body, as an event with no sequence yet; `None` if too short for the hash.
-fn stored_event(value: &[u8]) -> Option<StoredEvent> {
+/// Event `seq` from its hash ++ body; `None` if too short for the hash.
+fn stored_event(seq: u64, value: &[u8]) -> Option<StoredEvent> {
     let (hash, body) = value.split_first_chunk::<32>()?;
     Some(StoredEvent {
-        seq: 0,
+        seq,
         hash: *hash,
         body: body.to_vec(),
     })
