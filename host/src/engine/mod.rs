@@ -1021,7 +1021,6 @@ impl Inner {
     }
 }
 
-/// Removes `id`'s entry only if it is `handle`: never another actor's.
 /// A `wait_for` caller: told the final view of a finished run, or `None` (look again).
 type Waiter = oneshot::Sender<Option<RunView>>;
 
@@ -1039,6 +1038,7 @@ fn tell(waiters: Vec<Waiter>, view: Option<RunView>) {
     }
 }
 
+/// Removes `id`'s entry only if it is `handle`: never another actor's.
 fn remove_own(live: &mut HashMap<String, Arc<Live>>, id: &str, handle: &Arc<Live>) {
     if live.get(id).is_some_and(|h| Arc::ptr_eq(h, handle)) {
         live.remove(id);

@@ -1782,10 +1782,7 @@ impl Actor {
             }
             [first, id, rest @ ..] if first == "steps" => {
                 // Only finished steps are in the view; the rest read as null.
-                let record = self
-                    .steps
-                    .get(id.as_str())
-                    .filter(|r| r.output.is_some() || r.failure.is_some());
+                let record = self.steps.get(id.as_str()).filter(|r| in_view(r));
                 match (record, rest) {
                     (None, _) => Some(Value::Null),
                     (Some(record), [output, rest @ ..]) if output == "output" => {
@@ -1833,8 +1830,7 @@ impl Actor {
         };
         let mut steps = field(&base, "steps");
         for (path, record) in &self.steps {
-            if path_prefix(path) == prefix && (record.output.is_some() || record.failure.is_some())
-            {
+            if path_prefix(path) == prefix && in_view(record) {
                 steps = with_field(&steps, &record.id, step_entry(record));
             }
         }
@@ -1855,6 +1851,11 @@ impl Actor {
 /// A step whose expression failed: not retryable, and the message names the step.
 fn mapping_failure(step: &Step, code: &str, detail: String) -> Failure {
     Failure::engine(code, format!("step `{}`: {detail}", step.id), false)
+}
+
+/// Whether later expressions see the step: once it has an output or a failure.
+fn in_view(record: &StepRecord) -> bool {
+    record.output.is_some() || record.failure.is_some()
 }
 
 fn step_entry(record: &StepRecord) -> Val {
